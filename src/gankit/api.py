@@ -1,0 +1,133 @@
+"""The documented Python API; the CLI is a thin layer over these functions."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import RunConfig, preset_config
+from .data import Dataset
+from .errors import GankitError
+from .images import save_grid, to_numpy_uint8
+from .io import atomic_write
+from .models import build_generator
+from .train.checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint
+from .train.loop import RunResult, Trainer
+
+MAX_SAMPLES = 1_000_000
+
+
+def preset(name: str) -> RunConfig:
+    """The :class:`RunConfig` of a named preset (see ``gankit presets``)."""
+    return preset_config(name)
+
+
+def default_out(cfg: RunConfig) -> Path:
+    import time
+
+    return Path("runs") / f"{cfg.preset}-{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(config: RunConfig | None = None, out: str | os.PathLike | None = None, *, dataset: Dataset | None = None,
+          overwrite: bool = False, resume: bool = False, log: Callable[[str], None] = print) -> RunResult:
+    """Train a GAN; returns a :class:`~gankit.train.loop.RunResult` (run folder, G, D, per-step history).
+
+    ``config``: a :class:`RunConfig` (default: the ``seed`` preset). ``out``: the run folder (default
+    ``runs/<preset>-<dataset>-<time>``). ``resume``: continue the run in ``out`` from its last checkpoint.
+    ``dataset``: an in-memory :class:`~gankit.data.Dataset` to use instead of ``config.data``.
+    """
+    if config is None and not resume:
+        config = preset_config("seed")
+    if out is None:
+        if resume:
+            raise GankitError("resume needs the run folder")
+        out = default_out(config)  # type: ignore[arg-type]
+    return Trainer(config, out, dataset=dataset, overwrite=overwrite, resume=resume, log=log).fit()
+
+
+class LoadedGenerator:
+    """A trained G rebuilt from a checkpoint: samples tensors or images.
+
+    ``G``: the module (eval mode); ``config``: its :class:`RunConfig`; ``img_shape``: (C, H, W).
+    """
+
+    def __init__(self, state: dict, path: Path, device: str | torch.device = "cpu"):
+        self.path = path
+        self.config = RunConfig.from_dict(state["config"])
+        self.img_shape = tuple(state["img_shape"])
+        self.step = int(state.get("step", 0))
+        self.device = torch.device(device)
+        self.G = build_generator(self.config.model, self.img_shape)
+        load_state_strict(self.G, state["G"], "G", path)
+        self.G.to(self.device).eval()
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.model.z_dim
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 1000, z: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """``n`` samples as float32 (n, C, H, W) in [-1, 1]. The same ``seed`` gives the same samples."""
+        if z is None:
+            _check_count(n)
+            g = torch.Generator()
+            if seed is not None:
+                g.manual_seed(seed)
+            else:
+                g.seed()
+            z = torch.randn(n, self.z_dim, generator=g)
+        out = [self.G(zb.to(self.device)).cpu() for zb in z.split(batch_size)]
+        return torch.cat(out) if out else torch.empty(0, *self.img_shape)
+
+    def images(self, n: int, seed: int | None = 0) -> np.ndarray:
+        """``n`` samples as uint8 numpy: (n, H, W) for grayscale, (n, H, W, C) for colour."""
+        x = to_numpy_uint8(self.sample(n, seed))  # (n, C, H, W)
+        return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+
+    def save(self, n: int, out: str | os.PathLike, seed: int | None = 0, overwrite: bool = False) -> list[Path]:
+        """Write ``n`` samples to ``out``: an ``.npz`` (key ``images``, uint8) plus a grid PNG next to it,
+        or a folder of PNGs plus ``grid.png``. Returns the files written."""
+        out = Path(out).expanduser()
+        if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
+            raise GankitError(f"{out} already exists; choose another path or pass --overwrite")
+        imgs = self.images(n, seed)
+        chw = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
+        grid_n = min(n, 64)
+        written = []
+        if out.suffix == ".npz":
+            import io as _io
+
+            def write(f):
+                buf = _io.BytesIO()
+                np.savez_compressed(buf, images=imgs)
+                f.write(buf.getvalue())
+            written.append(atomic_write(out, write))
+            written.append(save_grid(chw[:grid_n], out.with_name(out.stem + "_grid.png")))
+        elif out.suffix:
+            raise GankitError(f"--out {out}: use a .npz file or a folder (no suffix)")
+        else:
+            from .images import png_bytes
+            from .io import atomic_write_bytes
+
+            width = len(str(n - 1))
+            for i in range(n):
+                written.append(atomic_write_bytes(out / f"{i:0{width}d}.png", png_bytes(imgs[i])))
+            written.append(save_grid(chw[:grid_n], out / "grid.png"))
+        return written
+
+
+def _check_count(n: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise GankitError(f"the number of samples must be a positive integer, got {n!r}")
+    if n > MAX_SAMPLES:
+        raise GankitError(f"{n} samples is more than gankit generates at once ({MAX_SAMPLES}); ask for fewer")
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """Rebuild the generator of a run folder or checkpoint file (no code is unpickled)."""
+    p = resolve_checkpoint(path)
+    return LoadedGenerator(load_checkpoint(p), p, device)

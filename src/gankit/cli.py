@@ -1,0 +1,211 @@
+"""The ``gankit`` command: a thin layer over :mod:`gankit.api`."""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Any
+
+from .config import PRESETS, RunConfig, all_keys, list_presets, preset_config
+from .errors import GankitError
+
+TRAIN_EXAMPLES = """\
+examples:
+  gankit train                                   # seed GAN on MNIST (or digits, offline), 30 epochs
+  gankit train --preset seed --dataset fashion-mnist --epochs 5 --out runs/fm
+  gankit train --dataset digits --steps 200 --train.log_every 20 --out runs/tiny
+  gankit train --optim.g_lr 2e-4 --loss.real_target 1.0 --model.g_hidden 256,256 --dry-run
+  gankit train --resume runs/fm --epochs 10      # continue a run to 10 epochs
+
+Any config field is an option: --SECTION.FIELD VALUE (sections: data, model, loss, optim, train).
+"""
+
+SAMPLE_EXAMPLES = """\
+examples:
+  gankit sample runs/fm --n 1000 --out samples.npz          # uint8 images + samples_grid.png
+  gankit sample runs/fm/checkpoints/last.pt --n 64 --out pngs --seed 3
+"""
+
+MAIN_EXAMPLES = """\
+examples:
+  gankit train --dataset fashion-mnist --epochs 5 --out runs/fm
+  gankit sample runs/fm --n 64 --out grid_samples
+  gankit presets
+Run 'gankit COMMAND --help' for a command's options.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gankit", description="Train, sample and study GANs, offline-first.",
+                                epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a GAN", epilog=TRAIN_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--preset", default="seed", help=f"named preset ({', '.join(list_presets())}); default seed")
+    t.add_argument("--dataset", help="auto, mnist, fashion-mnist, digits, idx, folder (default auto)")
+    t.add_argument("--data-dir", help="folder with the dataset files (searched first)")
+    t.add_argument("--epochs", type=int, help="number of epochs")
+    t.add_argument("--steps", type=int, help="number of steps (overrides --epochs)")
+    t.add_argument("--batch-size", type=int, help="batch size")
+    t.add_argument("--seed", type=int, help="random seed")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    t.add_argument("--out", help="run folder (default runs/<preset>-<dataset>-<time>)")
+    t.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+    s = sub.add_parser("sample", help="write samples of a trained generator", epilog=SAMPLE_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--out", required=True, help="FILE.npz or a folder for PNGs")
+    s.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    sub.add_parser("presets", help="list the named presets")
+    for module in _command_modules():
+        module.add_parser(sub)
+    return p
+
+
+def _command_modules() -> list:
+    """Subcommands that live beside the parts they drive. Each module has ``NAME``,
+    ``add_parser(subparsers)`` and ``run(args) -> int``; add one import line here per command."""
+    mods: list = []
+    return mods
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, str]:
+    """``['--train.lr', '1e-3', '--model.z_dim=64']`` -> {'train.lr': '1e-3', 'model.z_dim': '64'}."""
+    out: dict[str, str] = {}
+    valid = set(all_keys())
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or "." not in tok.split("=")[0]:
+            raise GankitError(f"unrecognized argument {tok!r}; see 'gankit train --help'")
+        if "=" in tok:
+            key, value = tok[2:].split("=", 1)
+            i += 1
+        else:
+            key = tok[2:]
+            if i + 1 >= len(tokens):
+                raise GankitError(f"option --{key} needs a value")
+            value = tokens[i + 1]
+            i += 2
+        if key not in valid:
+            raise GankitError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
+        out[key] = value
+    return out
+
+
+def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | None = None) -> RunConfig:
+    cfg = base if base is not None else preset_config(args.preset)
+    flags: dict[str, Any] = {}
+    if args.dataset is not None:
+        flags["data.name"] = args.dataset
+    if args.data_dir is not None:
+        flags["data.dir"] = args.data_dir
+    if args.epochs is not None:
+        flags["train.epochs"] = args.epochs
+        flags["train.steps"] = None
+    if args.steps is not None:
+        flags["train.steps"] = args.steps
+    if args.batch_size is not None:
+        flags["train.batch_size"] = args.batch_size
+    if args.seed is not None:
+        flags["train.seed"] = args.seed
+    if args.device is not None:
+        flags["train.device"] = args.device
+    if args.no_progress:
+        flags["train.progress"] = False
+    flags.update(parse_overrides(extra))
+    return cfg.with_overrides(flags)
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from . import api
+    from .train.checkpoint import load_checkpoint, resolve_checkpoint
+
+    if args.resume:
+        if args.out and args.out != args.resume:
+            raise GankitError("--resume continues in its own folder; drop --out")
+        saved = RunConfig.from_dict(load_checkpoint(resolve_checkpoint(args.resume))["config"])
+        cfg = build_config(args, extra, base=saved)
+        if args.dry_run:
+            print(cfg.to_json())
+            return 0
+        result = api.train(cfg, args.resume, resume=True)
+    else:
+        cfg = build_config(args, extra)
+        out = args.out or str(api.default_out(cfg))
+        if args.dry_run:
+            print(cfg.to_json())
+            print(f"# run folder: {out}", file=sys.stderr)
+            return 0
+        result = api.train(cfg, out, overwrite=args.overwrite)
+    if result.interrupted:
+        return 130
+    print(f"done: {result.step} steps; samples in {result.run_dir / 'samples'}; "
+          f"checkpoint {result.checkpoint()}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import api
+
+    g = api.load(args.run, device=args.device)
+    files = g.save(args.n, args.out, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {args.n} samples to {args.out} (grid: {files[-1]})")
+    return 0
+
+
+def cmd_presets() -> int:
+    width = max(map(len, PRESETS))
+    for name in list_presets():
+        print(f"{name:<{width}}  {PRESETS[name][0]}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    debug = "--debug" in argv
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.version:
+            from . import __version__
+            print(f"gankit {__version__}")
+            return 0
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if extra and args.command != "train":
+            raise GankitError(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "train":
+            return cmd_train(args, extra)
+        if args.command == "sample":
+            return cmd_sample(args)
+        if args.command == "presets":
+            return cmd_presets()
+        for module in _command_modules():
+            if args.command == module.NAME:
+                return int(module.run(args))
+        raise GankitError(f"unknown command {args.command!r}")  # pragma: no cover
+    except GankitError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Typed, frozen run configuration, dotted overrides and named presets.
+
+A run is fully described by one :class:`RunConfig`, a tree of frozen dataclasses. Every number of the
+seed model is a named field here; presets only set values. Overrides use dotted keys
+(``train.batch_size=64`` or ``--train.batch_size 64`` on the command line) and are type-checked;
+unknown keys are an error, never ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Mapping
+
+from .errors import GankitError
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise GankitError(msg)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training images come from.
+
+    ``name``: ``auto`` (MNIST if present or downloadable, else ``digits``), ``mnist``, ``fashion-mnist``,
+    ``digits``, ``idx`` (any folder of MNIST-format files, needs ``dir``) or ``folder`` (images, needs ``dir``).
+    """
+
+    name: str = "auto"
+    dir: str | None = None  # a folder holding the files; searched first
+    split: str = "train"
+    download: bool = True  # allow downloading known datasets into the user cache
+    resolution: int | None = None  # image folders: resize to this square size
+    channels: int | None = None  # image folders: 1 (grayscale) or 3 (RGB); None = from the first image
+
+    def __post_init__(self) -> None:
+        _check(self.split in ("train", "test"), f"data.split must be 'train' or 'test', got {self.split!r}")
+        _check(self.resolution is None or 4 <= self.resolution <= 1024,
+               f"data.resolution must be between 4 and 1024, got {self.resolution}")
+        _check(self.channels in (None, 1, 3), f"data.channels must be 1 or 3, got {self.channels}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of G and D. The defaults are the seed tutorial's MLPs."""
+
+    arch: str = "mlp"
+    z_dim: int = 100  # z ~ N(0, I_z_dim)
+    g_hidden: tuple[int, ...] = (128,)  # widths of G's hidden layers
+    d_hidden: tuple[int, ...] = (128,)  # widths of D's hidden layers
+    leaky_slope: float = 0.2  # tf.nn.leaky_relu's default alpha
+    init: str = "glorot_uniform"  # TF1 tf.layers.dense: Glorot-uniform kernels, zero biases; or "torch"
+    g_norm: str = "none"  # none | batch | layer: normalisation after G's hidden linear layers
+    d_norm: str = "none"  # none | layer
+    d_dropout: float = 0.0  # dropout after D's hidden activations
+
+    def __post_init__(self) -> None:
+        _check(self.z_dim > 0, f"model.z_dim must be positive, got {self.z_dim}")
+        _check(all(w > 0 for w in self.g_hidden), f"model.g_hidden widths must be positive, got {self.g_hidden}")
+        _check(all(w > 0 for w in self.d_hidden), f"model.d_hidden widths must be positive, got {self.d_hidden}")
+        _check(0.0 <= self.leaky_slope < 1.0, f"model.leaky_slope must be in [0, 1), got {self.leaky_slope}")
+        _check(self.init in ("glorot_uniform", "torch"),
+               f"model.init must be 'glorot_uniform' or 'torch', got {self.init!r}")
+        _check(self.g_norm in ("none", "batch", "layer"),
+               f"model.g_norm must be one of none, batch, layer; got {self.g_norm!r}")
+        _check(self.d_norm in ("none", "layer"), f"model.d_norm must be 'none' or 'layer', got {self.d_norm!r}")
+        _check(0.0 <= self.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The adversarial objective. ``real_target`` 0.9 is one-sided label smoothing (Salimans et al. 2016)."""
+
+    name: str = "nonsaturating"  # see gankit.losses.list_losses()
+    real_target: float = 0.9  # D's target for real images (1.0 = no smoothing)
+    fake_target: float = 0.0  # D's target for generated images
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.real_target <= 1.0, f"loss.real_target must be in (0, 1], got {self.real_target}")
+        _check(0.0 <= self.fake_target < self.real_target,
+               f"loss.fake_target must be in [0, real_target), got {self.fake_target}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam for G and D; separate learning rates allow two time-scale updates (TTUR)."""
+
+    g_lr: float = 1e-3
+    d_lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _check(self.g_lr > 0, f"optim.g_lr must be > 0, got {self.g_lr}")
+        _check(self.d_lr > 0, f"optim.d_lr must be > 0, got {self.d_lr}")
+        _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0,
+               f"optim.beta1 and optim.beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
+        _check(self.eps > 0, f"optim.eps must be > 0, got {self.eps}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Length of the run, batching, logging and snapshots."""
+
+    batch_size: int = 100
+    epochs: int | None = 30  # used when steps is None
+    steps: int | None = None  # total optimisation steps (one D and one G update each); overrides epochs
+    seed: int = 0
+    d_steps: int = 1  # D updates per G update
+    log_every: int = 50  # steps between host syncs: per-step values are buffered on the device
+    sample_every: int = 1  # epochs between fixed-z sample grids (0 = only at the end)
+    checkpoint_every: int = 10  # epochs between kept periodic checkpoints (0 = only the last)
+    grid_size: int = 64  # number of images in the fixed-z grid (a square number reads best)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads for torch (0 = torch's choice)
+    progress: bool = True  # show a progress bar
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, f"train.batch_size must be positive, got {self.batch_size}")
+        _check(self.epochs is None or self.epochs > 0, f"train.epochs must be positive, got {self.epochs}")
+        _check(self.steps is None or self.steps > 0, f"train.steps must be positive, got {self.steps}")
+        _check(self.epochs is not None or self.steps is not None, "set train.epochs or train.steps")
+        _check(self.seed >= 0, f"train.seed must be >= 0, got {self.seed}")
+        _check(self.d_steps >= 1, f"train.d_steps must be >= 1, got {self.d_steps}")
+        _check(self.log_every >= 1, f"train.log_every must be >= 1, got {self.log_every}")
+        _check(self.sample_every >= 0, f"train.sample_every must be >= 0, got {self.sample_every}")
+        _check(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        _check(1 <= self.grid_size <= 1024, f"train.grid_size must be in [1, 1024], got {self.grid_size}")
+        _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str = "seed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+        """Rebuild a config from :meth:`to_dict` output; unknown keys raise :class:`GankitError`."""
+        return _from_dict(cls, d, prefix="")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "RunConfig":
+        """Return a copy with dotted-key overrides applied (values may be strings, parsed by field type)."""
+        cfg = self
+        for key, value in overrides.items():
+            cfg = _set_dotted(cfg, key, value)
+        return cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets: a few named sets of overrides. The seed preset is the defaults, nothing more.
+
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def preset_config(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise GankitError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
+    return RunConfig(preset=name).with_overrides(PRESETS[name][1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Dotted keys and type-checked parsing.
+
+def all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key a RunConfig accepts, e.g. ``train.batch_size``."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        t = hints[f.name]
+        if is_dataclass(t):
+            keys += all_keys(t, prefix + f.name + ".")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _set_dotted(obj: Any, key: str, value: Any) -> Any:
+    head, _, rest = key.partition(".")
+    names = {f.name for f in fields(obj)}
+    if head not in names:
+        raise GankitError(f"unknown config key {key!r}; valid keys: {', '.join(all_keys(type(obj)))}")
+    hint = typing.get_type_hints(type(obj))[head]
+    current = getattr(obj, head)
+    if rest:
+        if not is_dataclass(current):
+            raise GankitError(f"unknown config key {key!r}: {head!r} has no sub-keys")
+        return replace(obj, **{head: _set_dotted(current, rest, value)})
+    if is_dataclass(hint):
+        raise GankitError(f"config key {key!r} is a section; set one of its fields, e.g. {key}.{fields(hint)[0].name}")
+    return replace(obj, **{head: parse_value(hint, value, key)})
+
+
+def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise GankitError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise GankitError(f"unknown config key {prefix + unknown[0]!r}; valid keys: "
+                          f"{', '.join(all_keys(cls, prefix))}")
+    kwargs = {}
+    for name, value in d.items():
+        t = hints[name]
+        if is_dataclass(t):
+            kwargs[name] = _from_dict(t, value, prefix + name + ".")
+        else:
+            kwargs[name] = parse_value(t, value, prefix + name)
+    return cls(**kwargs)
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def parse_value(hint: Any, value: Any, key: str) -> Any:
+    """Coerce ``value`` (a string from the command line, or a JSON value) to the field type ``hint``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        return parse_value(non_none[0], value, key)
+    if origin is tuple:
+        inner = args[0]
+        if isinstance(value, str):
+            text = value.strip().strip("[]()")
+            items = [s for s in (p.strip() for p in text.split(",")) if s]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            items = [value]
+        return tuple(parse_value(inner, v, key) for v in items)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in _TRUE:
+                return True
+            if s in _FALSE:
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError
+                return int(value)
+            return int(str(value).strip())
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(str(value).strip()) if isinstance(value, str) else float(value)
+            if out != out or out in (float("inf"), float("-inf")):
+                raise ValueError
+            return out
+        if hint is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        name = getattr(hint, "__name__", str(hint))
+        raise GankitError(f"config key {key!r} expects {name}, got {value!r}") from None
+    raise GankitError(f"config key {key!r} has an unsupported type {hint}")  # pragma: no cover

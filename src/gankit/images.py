@@ -1,0 +1,50 @@
+"""Turning image tensors into grids and PNG files."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import atomic_write_bytes
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, pad_value: int = 0) -> np.ndarray:
+    """uint8 (N, C, H, W) -> uint8 (H', W') for one channel or (H', W', 3); ``nrow`` images per row."""
+    n, c, h, w = images.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    ncol = math.ceil(n / nrow)
+    grid = np.full((c, ncol * (h + pad) + pad, nrow * (w + pad) + pad), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        grid[:, y:y + h, x:x + w] = images[i]
+    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
+
+
+def to_numpy_uint8(x: torch.Tensor) -> np.ndarray:
+    """float (N, C, H, W) in [-1, 1] -> uint8 numpy (N, C, H, W)."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
+    """Encode a uint8 (H, W) or (H, W, 3) array as PNG, optionally upscaled by nearest neighbour."""
+    import io
+
+    from PIL import Image
+
+    im = Image.fromarray(array)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = None) -> Path:
+    """Save uint8 (N, C, H, W) images as one PNG grid (small images are upscaled to stay visible)."""
+    grid = make_grid(images, nrow)
+    scale = max(1, 256 // max(grid.shape[0], grid.shape[1], 1))
+    return atomic_write_bytes(Path(path), png_bytes(grid, scale=min(scale, 4)))

@@ -1,0 +1,58 @@
+"""Crash-safe file writes: temporary file in the same folder, fsync, atomic rename."""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .errors import GankitError
+
+
+def atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb") -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync it, then rename it over ``path``.
+
+    A crash or kill at any moment leaves either the old file or the new one, never a torn file. A full disk
+    or an unwritable folder raises :class:`GankitError` and leaves the old file untouched.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as e:
+        what = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise GankitError(f"cannot write {path}: {what}; the previous file (if any) is unchanged") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)

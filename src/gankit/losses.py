@@ -1,0 +1,56 @@
+"""Adversarial losses as small pure functions on D's logits.
+
+Every D loss has the signature ``d_loss(real_logits, fake_logits, *, real_target, fake_target) -> Tensor``
+and every G loss ``g_loss(fake_logits) -> Tensor``; logits are (N,) float, D(x) = sigmoid(logit).
+Goodfellow et al. (2014): V(D, G) = E[log D(x)] + E[log(1 - D(G(z)))], D maximises V, G minimises it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import GankitError
+
+
+def d_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, real_target: float = 1.0,
+          fake_target: float = 0.0) -> torch.Tensor:
+    """Sigmoid cross-entropy of D: BCE(D(x), real_target) + BCE(D(G(z)), fake_target).
+
+    With targets 1 and 0 this is -V(D, G) for one batch, so minimising it maximises V. A ``real_target``
+    of 0.9 is one-sided label smoothing, as in the seed tutorial.
+    """
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_target))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.full_like(fake_logits, fake_target))
+    return real + fake
+
+
+def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E[log D(G(z))] = BCE(D(G(z)), 1): Goodfellow et al.'s heuristic with strong early gradients."""
+    return F.softplus(-fake_logits).mean()
+
+
+def g_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """E[log(1 - D(G(z)))] exactly as in the minimax formula (saturates when D rejects fakes).
+
+    log(1 - sigmoid(l)) = -softplus(l), computed stably.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+LOSSES: dict[str, tuple[Callable[..., torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "nonsaturating": (d_bce, g_nonsaturating),
+    "minimax": (d_bce, g_minimax),
+}
+
+
+def list_losses() -> list[str]:
+    return sorted(LOSSES)
+
+
+def get_loss(name: str) -> tuple[Callable[..., torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+    """(d_loss, g_loss) for a loss name."""
+    if name not in LOSSES:
+        raise GankitError(f"unknown loss {name!r}; choose one of: {', '.join(list_losses())}")
+    return LOSSES[name]

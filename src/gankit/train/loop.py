@@ -1,0 +1,353 @@
+"""The training loop: owns D and G steps, logging, samples and checkpoints.
+
+One *step* is ``train.d_steps`` D updates followed by one G update; each D update consumes one batch.
+Batches are drawn by index from the resident uint8 dataset through a per-epoch permutation seeded by
+(seed, epoch), so the position in an epoch is two integers and a resumed run draws the same batches.
+Per-step values stay on the device and reach the host every ``train.log_every`` steps.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..config import RunConfig
+from ..data import Dataset, load_dataset, to_unit_range
+from ..errors import GankitError
+from ..images import save_grid, to_numpy_uint8
+from ..losses import get_loss
+from ..models import build_discriminator, build_generator
+from .checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint, save_checkpoint
+from .rundir import StepLog, plot_losses, prepare_run_dir, versions, write_manifest
+
+Callback = Callable[["Trainer"], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise GankitError(f"train.device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GankitError(f"train.device {name!r} requested but CUDA is not available; use --train.device cpu")
+    return dev
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of the ``n`` examples in ``epoch`` (0-based), a pure function of (seed, epoch)."""
+    g = torch.Generator()
+    g.manual_seed((seed * 1_000_003 + epoch * 7919 + 17) % (2**63))
+    return torch.randperm(n, generator=g)
+
+
+@dataclass
+class RunResult:
+    """What :func:`gankit.train` returns."""
+
+    run_dir: Path
+    config: RunConfig
+    G: torch.nn.Module
+    D: torch.nn.Module
+    step: int
+    epoch: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+
+class Trainer:
+    """Trains one GAN described by a :class:`RunConfig` into a run folder.
+
+    Hooks: ``trainer.add_callback("on_epoch_end" | "on_log" | "on_train_end", fn)``; each ``fn(trainer)``.
+    """
+
+    def __init__(self, cfg: RunConfig | None, out: str | Path, *, dataset: Dataset | None = None,
+                 overwrite: bool = False, resume: bool = False, log: Callable[[str], None] = print):
+        """``cfg`` None with ``resume`` takes the checkpoint's config; a given ``cfg`` may only change
+        sections that do not alter the model or the data (``train``)."""
+        self.log = log
+        resume_state = None
+        if resume:
+            ckpt = resolve_checkpoint(out)
+            resume_state = load_checkpoint(ckpt)
+            saved = RunConfig.from_dict(resume_state["config"])
+            if cfg is None:
+                cfg = saved
+            else:
+                for section in ("data", "model", "loss", "optim"):
+                    if getattr(cfg, section) != getattr(saved, section):
+                        raise GankitError(f"--resume: the {section} settings differ from the checkpoint's; "
+                                          f"only train.* may change when resuming")
+            out = ckpt.parent.parent
+        if cfg is None:
+            raise GankitError("no config given")
+        self.cfg = cfg
+        self.device = resolve_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.run_dir = prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
+        self.data = (dataset if dataset is not None else load_dataset(cfg.data, log=log)).to(self.device)
+        if len(self.data) < cfg.train.batch_size:
+            raise GankitError(f"dataset {self.data.name} has {len(self.data)} images, fewer than one batch "
+                              f"(train.batch_size={cfg.train.batch_size}); lower --batch-size")
+        self.img_shape = self.data.shape
+        torch.manual_seed(cfg.train.seed)
+        self.G = build_generator(cfg.model, self.img_shape).to(self.device)
+        self.D = build_discriminator(cfg.model, self.img_shape).to(self.device)
+        self.d_loss_fn, self.g_loss_fn = get_loss(cfg.loss.name)
+        o = cfg.optim
+        adam_kw: dict[str, Any] = {"betas": (o.beta1, o.beta2), "eps": o.eps}
+        if self.device.type == "cuda":
+            adam_kw["fused"] = True
+        else:
+            adam_kw["foreach"] = True
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.g_lr, **adam_kw)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.d_lr, **adam_kw)
+        self.steps_per_epoch = len(self.data) // (cfg.train.batch_size * cfg.train.d_steps)
+        if self.steps_per_epoch == 0:
+            raise GankitError(f"dataset {self.data.name} ({len(self.data)} images) is too small for one step of "
+                              f"{cfg.train.d_steps} D batches of {cfg.train.batch_size}")
+        t = cfg.train
+        self.total_steps = t.steps if t.steps is not None else t.epochs * self.steps_per_epoch  # type: ignore
+        self.noise = torch.Generator(device=self.device)
+        self.noise.manual_seed(t.seed + 1)
+        self.fixed_z = torch.randn(t.grid_size, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
+        self.fixed_z = self.fixed_z.to(self.device)
+        self.step = 0
+        self.callbacks: dict[str, list[Callback]] = {"on_epoch_end": [], "on_log": [], "on_train_end": []}
+        self._stop_signal: int | None = None
+        if resume_state is not None:
+            self._restore(resume_state, ckpt)
+        else:
+            write_manifest(self.run_dir, cfg.to_json(), {
+                "seed": t.seed, "device": str(self.device), "threads": torch.get_num_threads(),
+                "dataset": {"name": self.data.name, "source": self.data.source, "size": len(self.data),
+                            "shape": list(self.img_shape)},
+                "parameters": {"G": _count(self.G), "D": _count(self.D)},
+                "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+            })
+        self.steplog = StepLog(self.run_dir / "log.csv", start_step=self.step)
+
+    # -- hooks --------------------------------------------------------------------------------
+    def add_callback(self, event: str, fn: Callback) -> None:
+        if event not in self.callbacks:
+            raise GankitError(f"unknown callback event {event!r}; choose one of: {', '.join(self.callbacks)}")
+        self.callbacks[event].append(fn)
+
+    def _fire(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return self.step // self.steps_per_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "config": self.cfg.to_dict(), "img_shape": list(self.img_shape), "num_classes": self.data.num_classes,
+            "dataset": self.data.name, "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
+            "epoch": self.epoch, "steps_per_epoch": self.steps_per_epoch, "rng": rng, "versions": versions(),
+        }
+
+    def _restore(self, state: dict[str, Any], path: Path) -> None:
+        if list(state["img_shape"]) != list(self.img_shape):
+            raise GankitError(f"{path}: checkpoint was trained on images of shape {state['img_shape']}, the data "
+                              f"has {list(self.img_shape)}")
+        load_state_strict(self.G, state["G"], "G", path)
+        load_state_strict(self.D, state["D"], "D", path)
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.noise.set_state(state["rng"]["noise"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.log(f"resuming {self.run_dir} at step {self.step} (epoch {self.epoch}) of {self.total_steps}")
+
+    def save(self, name: str = "last.pt") -> Path:
+        return save_checkpoint(self.run_dir / "checkpoints" / name, self.state_dict())
+
+    # -- sampling -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_fixed(self) -> torch.Tensor:
+        was_training = self.G.training
+        self.G.eval()
+        x = self.G(self.fixed_z)
+        self.G.train(was_training)
+        return x
+
+    def write_grid(self, name: str) -> Path:
+        return save_grid(to_numpy_uint8(self.sample_fixed()), self.run_dir / "samples" / name)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _d_requires_grad(self, flag: bool) -> None:
+        for p in self.D.parameters():
+            p.requires_grad_(flag)
+
+    def train_step(self, batches: list[torch.Tensor]) -> torch.Tensor:
+        """One step on ``d_steps`` uint8 real batches; returns (4,) [d_loss, g_loss, D(x), D(G(z))] on device."""
+        cfg = self.cfg
+        B = cfg.train.batch_size
+        for real_u8 in batches:
+            real = to_unit_range(real_u8)
+            z = torch.randn(B, cfg.model.z_dim, device=self.device, generator=self.noise)
+            fake = self.G(z)
+            # D sees real and fake in one pass (D has no batch-coupled layers): one kernel chain, not two.
+            logits = self.D(torch.cat([real, fake.detach()]))
+            real_logits, fake_logits = logits[:B], logits[B:]
+            d_loss = self.d_loss_fn(real_logits, fake_logits, real_target=cfg.loss.real_target,
+                                    fake_target=cfg.loss.fake_target)
+            self.opt_D.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_D.step()
+        # G step on the last fakes (as the seed does: same z for the D and the G update). D's weight gradients
+        # are not needed here, so D's parameters are frozen for this backward pass.
+        self._d_requires_grad(False)
+        g_loss = self.g_loss_fn(self.D(fake))
+        self.opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_G.step()
+        self._d_requires_grad(True)
+        with torch.no_grad():
+            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
+                                torch.sigmoid(fake_logits.detach()).mean()])
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        old = {}
+
+        def handler(signum, _frame):
+            if self._stop_signal is not None:  # second signal: give up waiting
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[s] = signal.signal(s, handler)
+            except ValueError:  # not in the main thread
+                pass
+        return old
+
+    def fit(self) -> RunResult:
+        cfg, t = self.cfg, self.cfg.train
+        B, k = t.batch_size, t.d_steps
+        buf = torch.zeros(t.log_every, 4, device=self.device)
+        buf_steps: list[tuple[int, int]] = []
+        history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
+        bar = _progress(t.progress, self.total_steps, self.step)
+        old_handlers = self._install_signal_handlers()
+        perm_epoch, perm = -1, None
+        t0, imgs0 = time.perf_counter(), 0
+        try:
+            while self.step < self.total_steps and self._stop_signal is None:
+                epoch, pos = divmod(self.step, self.steps_per_epoch)
+                if epoch != perm_epoch:
+                    perm = epoch_permutation(len(self.data), t.seed, epoch).to(self.device)
+                    perm_epoch = epoch
+                first = pos * B * k
+                batches = [self.data.images[perm[first + i * B: first + (i + 1) * B]] for i in range(k)]
+                buf[len(buf_steps)] = self.train_step(batches)
+                self.step += 1
+                buf_steps.append((self.step, epoch + 1))
+                imgs0 += B * k
+                epoch_done = self.step % self.steps_per_epoch == 0
+                if len(buf_steps) == t.log_every or epoch_done or self.step == self.total_steps:
+                    vals = buf[: len(buf_steps)].cpu().tolist()  # the only host sync
+                    self._check_finite(vals, buf_steps)
+                    rows = [(s, e, *v) for (s, e), v in zip(buf_steps, vals)]
+                    self.steplog.append(rows)
+                    for r in rows:
+                        for key, v in zip(("step", "d_loss", "g_loss", "d_real", "d_fake"), (r[0], *r[2:])):
+                            history[key].append(v)
+                    elapsed = time.perf_counter() - t0
+                    last = rows[-1]
+                    self.last_stats = {"step": last[0], "epoch": last[1], "d_loss": last[2], "g_loss": last[3],
+                                       "d_real": last[4], "d_fake": last[5], "img_per_s": imgs0 / max(elapsed, 1e-9)}
+                    bar.update(len(rows), self.last_stats)
+                    buf_steps = []
+                    self._fire("on_log")
+                if epoch_done:
+                    self._end_of_epoch(self.step // self.steps_per_epoch)
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            bar.close()
+        interrupted = self._stop_signal is not None
+        if buf_steps:  # flush what an interruption left in the buffer
+            vals = buf[: len(buf_steps)].cpu().tolist()
+            self.steplog.append([(s, e, *v) for (s, e), v in zip(buf_steps, vals)])
+        self.save("last.pt")
+        if interrupted:
+            name = signal.Signals(self._stop_signal).name
+            self.log(f"{name} received: stopped at step {self.step}, checkpoint saved; resume with: "
+                     f"gankit train --resume {self.run_dir}")
+        else:
+            self.write_grid("final.png")
+            plot_losses(self.run_dir / "log.csv", self.run_dir / "loss.png")
+        self._fire("on_train_end")
+        return RunResult(self.run_dir, self.cfg, self.G, self.D, self.step, self.epoch, history, interrupted)
+
+    def _end_of_epoch(self, epoch: int) -> None:
+        t = self.cfg.train
+        if t.sample_every and epoch % t.sample_every == 0:
+            self.write_grid(f"epoch_{epoch:04d}.png")
+        self.save("last.pt")
+        if t.checkpoint_every and epoch % t.checkpoint_every == 0:
+            self.save(f"epoch_{epoch:04d}.pt")
+        self._fire("on_epoch_end")
+
+    def _check_finite(self, vals: list[list[float]], steps: list[tuple[int, int]]) -> None:
+        for (s, _), v in zip(steps, vals):
+            if not all(math.isfinite(x) for x in v):
+                self.save(f"nonfinite_step_{s}.pt")
+                raise GankitError(f"non-finite loss at step {s} (d_loss={v[0]}, g_loss={v[1]}); the state is in "
+                                  f"{self.run_dir / 'checkpoints'}; try a lower learning rate")
+
+
+def _count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+class _progress:
+    """tqdm on a terminal; otherwise a plain line every ~10 % of the run."""
+
+    def __init__(self, enabled: bool, total: int, initial: int):
+        self.bar = None
+        self.enabled = enabled
+        self.total = total
+        self.done = initial
+        self.next_print = initial
+        if enabled and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+            except ImportError:
+                self.bar = None
+
+    def update(self, n: int, s: dict[str, float]) -> None:
+        self.done += n
+        text = (f"ep {s['epoch']:.0f} D {s['d_loss']:.3f} G {s['g_loss']:.3f} D(x) {s['d_real']:.2f} "
+                f"D(G(z)) {s['d_fake']:.2f} {s['img_per_s']:.0f} img/s")
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(n)
+        elif self.enabled and self.done >= self.next_print:
+            print(f"step {self.done}/{self.total} {text}", file=sys.stderr, flush=True)
+            self.next_print = self.done + max(1, self.total // 10)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,161 @@
+"""The run folder: resolved config and manifest before step 0, per-step log, samples, checkpoints, plots."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..errors import GankitError
+from ..io import atomic_write_text
+
+LOG_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+def git_revision() -> str | None:
+    """The git commit of the gankit source tree, when it runs from a checkout."""
+    src = Path(__file__).resolve().parents[3]
+    try:
+        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    rev = out.stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    return rev + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {"gankit": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
+    """Create ``out``; an existing non-empty folder is refused unless overwriting or resuming."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise GankitError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+        raise GankitError(f"--out {out} already holds files; choose a new folder, pass --overwrite to replace "
+                          f"them, or --resume {out} to continue that run")
+    if overwrite and out.is_dir():
+        for sub in ("samples", "checkpoints"):
+            for f in (out / sub).glob("*") if (out / sub).is_dir() else []:
+                f.unlink()
+        for name in ("log.csv", "loss.png", "manifest.json", "config.json"):
+            if (out / name).exists():
+                (out / name).unlink()
+    try:
+        for sub in ("", "samples", "checkpoints"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GankitError(f"cannot create run folder {out}: {e.strerror}") from None
+    return out
+
+
+def write_manifest(out: Path, cfg_json: str, extra: dict[str, Any]) -> None:
+    manifest = {
+        "argv": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_revision": git_revision(),
+        "versions": versions(),
+        "platform": platform.platform(),
+        **extra,
+    }
+    atomic_write_text(out / "config.json", cfg_json + "\n")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+class StepLog:
+    """Appends rows of per-step values to ``log.csv``; the header is written once."""
+
+    def __init__(self, path: Path, start_step: int = 0):
+        self.path = path
+        if start_step == 0 or not path.exists():
+            atomic_write_text(path, ",".join(LOG_COLUMNS) + "\n")
+        else:
+            self._truncate_after(start_step)
+
+    def _truncate_after(self, step: int) -> None:
+        """On resume, drop rows logged after the checkpoint's step (they will be logged again)."""
+        lines = self.path.read_text().splitlines()
+        keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= step]
+        atomic_write_text(self.path, "\n".join(keep) + "\n")
+
+    def append(self, rows: list[tuple]) -> None:
+        try:
+            with open(self.path, "a") as f:
+                for r in rows:
+                    f.write(f"{r[0]},{r[1]}," + ",".join(f"{v:.6g}" for v in r[2:]) + "\n")
+        except OSError as e:
+            raise GankitError(f"cannot append to {self.path}: {e.strerror}") from None
+
+
+def read_log(path: Path) -> dict[str, list[float]]:
+    """The step log as columns."""
+    lines = Path(path).read_text().splitlines()
+    header = lines[0].split(",")
+    cols: dict[str, list[float]] = {h: [] for h in header}
+    for ln in lines[1:]:
+        if not ln:
+            continue
+        for h, v in zip(header, ln.split(",")):
+            cols[h].append(float(v))
+    return cols
+
+
+def plot_losses(log_path: Path, out_png: Path) -> Path | None:
+    """Loss and D-output curves from ``log.csv``; None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    cols = read_log(log_path)
+    if not cols["step"]:
+        return None
+    import numpy as np
+
+    def smooth(v: list[float]) -> np.ndarray:
+        a = np.asarray(v)
+        k = max(1, len(a) // 100)
+        return np.convolve(a, np.ones(k) / k, mode="valid") if k > 1 else a
+
+    steps = np.asarray(cols["step"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label in (("d_loss", "D loss"), ("g_loss", "G loss")):
+        s = smooth(cols[key])
+        ax1.plot(steps[len(steps) - len(s):], s, label=label)
+    ax1.set_xlabel("step")
+    ax1.set_title("losses")
+    ax1.legend()
+    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")):
+        s = smooth(cols[key])
+        ax2.plot(steps[len(steps) - len(s):], s, label=label)
+    ax2.axhline(0.5, color="gray", lw=0.8, ls="--")
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("step")
+    ax2.set_title("discriminator outputs")
+    ax2.legend()
+    fig.tight_layout()
+    import io as _io
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    from ..io import atomic_write_bytes
+
+    return atomic_write_bytes(out_png, buf.getvalue())
