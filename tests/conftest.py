@@ -1,0 +1,34 @@
+"""Shared test set-up: every test runs with an isolated data cache and no system data folders, so the
+suite behaves the same on a machine with or without datasets installed (tests that want the real
+Fashion-MNIST files ask for the ``fashion_dir`` fixture)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_env(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.mktemp("gankit_cache")
+    monkeypatch.setenv("GANKIT_CACHE", str(cache))
+    monkeypatch.setenv("GANKIT_SYSTEM_DATA_DIRS", "")
+    monkeypatch.delenv("GANKIT_DATA", raising=False)
+    # downloads go nowhere unless a test points them at its own local server
+    monkeypatch.setenv("GANKIT_MIRRORS_MNIST", "")
+    monkeypatch.setenv("GANKIT_MIRRORS_FASHION_MNIST", "")
+    yield cache
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    """The folder of Debian's Fashion-MNIST IDX files (installed by .ci/run); skips where absent."""
+    if not (FASHION_SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+    return FASHION_SYSTEM_DIR
