@@ -74,12 +74,7 @@ class LoadedGenerator:
         """``n`` samples as float32 (n, C, H, W) in [-1, 1]. The same ``seed`` gives the same samples."""
         if z is None:
             _check_count(n)
-            g = torch.Generator()
-            if seed is not None:
-                g.manual_seed(seed)
-            else:
-                g.seed()
-            z = torch.randn(n, self.z_dim, generator=g)
+            z = latents(n, self.z_dim, seed)
         out = [self.G(zb.to(self.device)).cpu() for zb in z.split(batch_size)]
         return torch.cat(out) if out else torch.empty(0, *self.img_shape)
 
@@ -118,6 +113,21 @@ class LoadedGenerator:
                 written.append(atomic_write_bytes(out / f"{i:0{width}d}.png", png_bytes(imgs[i])))
             written.append(save_grid(chw[:grid_n], out / "grid.png"))
         return written
+
+
+LATENT_BLOCK = 64
+
+
+def latents(n: int, z_dim: int, seed: int | None = 0) -> torch.Tensor:
+    """``n`` latent vectors z ~ N(0, I), float32 (n, z_dim), reproducible per sample: the first k of
+    ``latents(n, ..., seed)`` equal ``latents(k, ..., seed)`` (drawn in seeded blocks of 64)."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    blocks = []
+    for j in range((n + LATENT_BLOCK - 1) // LATENT_BLOCK):
+        g = torch.Generator().manual_seed((seed * 1_000_003 + j) % (2**63))
+        blocks.append(torch.randn(LATENT_BLOCK, z_dim, generator=g))
+    return torch.cat(blocks)[:n] if blocks else torch.empty(0, z_dim)
 
 
 def _check_count(n: int) -> None:

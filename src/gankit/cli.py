@@ -6,7 +6,7 @@ import sys
 import traceback
 from typing import Any
 
-from .config import PRESETS, RunConfig, all_keys, list_presets, preset_config
+from .config import PRESETS, RunConfig, all_keys, list_presets, preset_config, unknown_key_error
 from .errors import GankitError
 
 TRAIN_EXAMPLES = """\
@@ -77,6 +77,8 @@ def _command_modules() -> list:
     """Subcommands that live beside the parts they drive. Each module has ``NAME``,
     ``add_parser(subparsers)`` and ``run(args) -> int``; add one import line here per command."""
     mods: list = []
+    from .serve import cli_report, cli_serve
+    mods += [cli_serve, cli_report]
     return mods
 
 
@@ -99,7 +101,7 @@ def parse_overrides(tokens: list[str]) -> dict[str, str]:
             value = tokens[i + 1]
             i += 2
         if key not in valid:
-            raise GankitError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
+            raise unknown_key_error(key)
         out[key] = value
     return out
 

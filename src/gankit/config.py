@@ -53,22 +53,40 @@ class ModelConfig:
     g_hidden: tuple[int, ...] = (128,)  # widths of G's hidden layers
     d_hidden: tuple[int, ...] = (128,)  # widths of D's hidden layers
     leaky_slope: float = 0.2  # tf.nn.leaky_relu's default alpha
-    init: str = "glorot_uniform"  # TF1 tf.layers.dense: Glorot-uniform kernels, zero biases; or "torch"
-    g_norm: str = "none"  # none | batch | layer: normalisation after G's hidden linear layers
-    d_norm: str = "none"  # none | layer
+    init: str = "glorot_uniform"  # TF1 tf.layers.dense: Glorot-uniform kernels, zero biases; "torch"; or
+    # "dcgan": weights N(0, 0.02), norm scales N(1, 0.02), zero biases (Radford et al. 2016)
+    g_norm: str = "none"  # none | batch | layer: normalisation after G's hidden layers
+    d_norm: str = "none"  # none | batch | layer (batch couples the samples of a batch; avoid it with GP/R1)
     d_dropout: float = 0.0  # dropout after D's hidden activations
+    g_channels: int = 64  # conv archs (dcgan, resnet): G's base width
+    d_channels: int = 64  # conv archs: D's base width
+    maxout_pieces: int = 5  # toy arch: pieces per maxout unit of D (PacGAN: 5)
+    d_spectral_norm: bool = False  # spectral normalization of every D weight (Miyato et al. 2018)
+    cond: str = "none"  # none | concat (cGAN, one-hot) | projection (Miyato & Koyama 2018) | acgan
+    num_classes: int = 0  # classes of a conditional model; > 0 exactly when cond is not none
+    pack: int = 1  # PacGAN (Lin et al. 2018): D judges `pack` samples at once; 1 = no packing
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, got {self.z_dim}")
         _check(all(w > 0 for w in self.g_hidden), f"model.g_hidden widths must be positive, got {self.g_hidden}")
         _check(all(w > 0 for w in self.d_hidden), f"model.d_hidden widths must be positive, got {self.d_hidden}")
         _check(0.0 <= self.leaky_slope < 1.0, f"model.leaky_slope must be in [0, 1), got {self.leaky_slope}")
-        _check(self.init in ("glorot_uniform", "torch"),
-               f"model.init must be 'glorot_uniform' or 'torch', got {self.init!r}")
+        _check(self.init in ("glorot_uniform", "torch", "dcgan"),
+               f"model.init must be 'glorot_uniform', 'torch' or 'dcgan', got {self.init!r}")
         _check(self.g_norm in ("none", "batch", "layer"),
                f"model.g_norm must be one of none, batch, layer; got {self.g_norm!r}")
-        _check(self.d_norm in ("none", "layer"), f"model.d_norm must be 'none' or 'layer', got {self.d_norm!r}")
+        _check(self.d_norm in ("none", "batch", "layer"),
+               f"model.d_norm must be one of none, batch, layer; got {self.d_norm!r}")
         _check(0.0 <= self.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+        _check(self.g_channels > 0 and self.d_channels > 0,
+               f"model.g_channels and model.d_channels must be positive, got {self.g_channels}, {self.d_channels}")
+        _check(self.maxout_pieces >= 1, f"model.maxout_pieces must be >= 1, got {self.maxout_pieces}")
+        _check(self.cond in ("none", "concat", "projection", "acgan"),
+               f"model.cond must be one of none, concat, projection, acgan; got {self.cond!r}")
+        _check(self.num_classes >= 0, f"model.num_classes must be >= 0, got {self.num_classes}")
+        _check(self.pack >= 1, f"model.pack must be >= 1, got {self.pack}")
+        # (cross-field checks, e.g. cond needs num_classes, run when the models are built: overrides are applied
+        # one key at a time)
 
 
 @dataclass(frozen=True)
@@ -198,20 +216,35 @@ def all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _set_dotted(obj: Any, key: str, value: Any) -> Any:
+def unknown_key_error(key: str) -> GankitError:
+    """A one-line error for an unknown dotted key, with the closest valid keys."""
+    import difflib
+
+    keys = all_keys()
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    section = key.split(".")[0]
+    same = [k for k in keys if k.startswith(section + ".")]
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close else
+            f"valid {section}.* keys: {', '.join(same)}" if same else
+            f"sections are {', '.join(sorted({k.split('.')[0] for k in keys}))}")
+    return GankitError(f"unknown config key {key!r}; {hint}")
+
+
+def _set_dotted(obj: Any, key: str, value: Any, full: str | None = None) -> Any:
+    full = full or key
     head, _, rest = key.partition(".")
     names = {f.name for f in fields(obj)}
     if head not in names:
-        raise GankitError(f"unknown config key {key!r}; valid keys: {', '.join(all_keys(type(obj)))}")
+        raise unknown_key_error(full)
     hint = typing.get_type_hints(type(obj))[head]
     current = getattr(obj, head)
     if rest:
         if not is_dataclass(current):
-            raise GankitError(f"unknown config key {key!r}: {head!r} has no sub-keys")
-        return replace(obj, **{head: _set_dotted(current, rest, value)})
+            raise unknown_key_error(full)
+        return replace(obj, **{head: _set_dotted(current, rest, value, full)})
     if is_dataclass(hint):
-        raise GankitError(f"config key {key!r} is a section; set one of its fields, e.g. {key}.{fields(hint)[0].name}")
-    return replace(obj, **{head: parse_value(hint, value, key)})
+        raise GankitError(f"config key {full!r} is a section; set one of its fields, e.g. {full}.{fields(hint)[0].name}")
+    return replace(obj, **{head: parse_value(hint, value, full)})
 
 
 def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
@@ -221,8 +254,7 @@ def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise GankitError(f"unknown config key {prefix + unknown[0]!r}; valid keys: "
-                          f"{', '.join(all_keys(cls, prefix))}")
+        raise unknown_key_error(prefix + unknown[0])
     kwargs = {}
     for name, value in d.items():
         t = hints[name]

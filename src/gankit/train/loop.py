@@ -95,7 +95,7 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.run_dir = prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
+        # Everything that can fail on bad input happens before the run folder is touched.
         self.data = (dataset if dataset is not None else load_dataset(cfg.data, log=log)).to(self.device)
         if len(self.data) < cfg.train.batch_size:
             raise GankitError(f"dataset {self.data.name} has {len(self.data)} images, fewer than one batch "
@@ -124,6 +124,7 @@ class Trainer:
         self.fixed_z = torch.randn(t.grid_size, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
         self.fixed_z = self.fixed_z.to(self.device)
         self.step = 0
+        self.run_dir = prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
         self.callbacks: dict[str, list[Callback]] = {"on_epoch_end": [], "on_log": [], "on_train_end": []}
         self._stop_signal: int | None = None
         if resume_state is not None:

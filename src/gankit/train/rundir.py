@@ -37,7 +37,7 @@ def git_revision() -> str | None:
 def versions() -> dict[str, str]:
     import numpy
 
-    return {"gankit": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+    return {"gankit": __version__, "torch": str(torch.__version__), "numpy": numpy.__version__,
             "python": platform.python_version()}
 
 
