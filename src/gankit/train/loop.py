@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 from ..config import RunConfig
 from ..data import Dataset, load_dataset, to_unit_range
 from ..errors import GankitError
 from ..images import save_grid, to_numpy_uint8
-from ..losses import get_loss
-from ..models import build_discriminator, build_generator
+from ..augment import diff_augment, parse_policy
+from ..ema import make_ema, update_ema
+from ..losses import check_targets, get_loss
+from ..models import build_discriminator, build_generator, has_batch_coupling
+from ..regularizers import gradient_penalty, instance_noise, r1_penalty
 from .checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint, save_checkpoint
 from .rundir import StepLog, plot_losses, prepare_run_dir, versions, write_manifest
 
@@ -113,6 +117,7 @@ class Trainer:
             adam_kw["foreach"] = True
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.g_lr, **adam_kw)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.d_lr, **adam_kw)
+        self._setup_zoo()
         self.steps_per_epoch = len(self.data) // (cfg.train.batch_size * cfg.train.d_steps)
         if self.steps_per_epoch == 0:
             raise GankitError(f"dataset {self.data.name} ({len(self.data)} images) is too small for one step of "
@@ -163,6 +168,7 @@ class Trainer:
             "dataset": self.data.name, "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
             "epoch": self.epoch, "steps_per_epoch": self.steps_per_epoch, "rng": rng, "versions": versions(),
+            **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
         }
 
     def _restore(self, state: dict[str, Any], path: Path) -> None:
@@ -171,6 +177,8 @@ class Trainer:
                               f"has {list(self.img_shape)}")
         load_state_strict(self.G, state["G"], "G", path)
         load_state_strict(self.D, state["D"], "D", path)
+        if self.G_ema is not None:
+            load_state_strict(self.G_ema, state.get("G_ema", state["G"]), "G_ema", path)
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.step = int(state["step"])
@@ -185,14 +193,25 @@ class Trainer:
 
     # -- sampling -----------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_fixed(self) -> torch.Tensor:
-        was_training = self.G.training
-        self.G.eval()
-        x = self.G(self.fixed_z)
-        self.G.train(was_training)
+    def sample_fixed(self, z: torch.Tensor | None = None) -> torch.Tensor:
+        """G_ema (when kept, else G) in eval mode on the fixed z (and fixed labels, class = index mod K)."""
+        G = self.G_ema if self.G_ema is not None else self.G
+        z = self.fixed_z if z is None else z
+        was_training = G.training
+        G.eval()
+        if self.cfg.model.cond != "none":
+            x = G(z, torch.arange(z.shape[0], device=self.device) % self.cfg.model.num_classes)
+        else:
+            x = G(z)
+        G.train(was_training)
         return x
 
     def write_grid(self, name: str) -> Path:
+        if len(self.img_shape) == 1:  # points of a toy mixture: a scatter plot of 2,500 fixed-z samples
+            from ..data.toy import save_points_png
+
+            z = torch.randn(2500, self.cfg.model.z_dim, generator=torch.Generator().manual_seed(self.cfg.train.seed + 2))
+            return save_points_png(self.sample_fixed(z.to(self.device)), self.run_dir / "samples" / name)
         return save_grid(to_numpy_uint8(self.sample_fixed()), self.run_dir / "samples" / name)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -200,8 +219,10 @@ class Trainer:
         for p in self.D.parameters():
             p.requires_grad_(flag)
 
-    def train_step(self, batches: list[torch.Tensor]) -> torch.Tensor:
+    def train_step(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> torch.Tensor:
         """One step on ``d_steps`` uint8 real batches; returns (4,) [d_loss, g_loss, D(x), D(G(z))] on device."""
+        if not self.plain:
+            return self._train_step_zoo(batches, labels)
         cfg = self.cfg
         B = cfg.train.batch_size
         for real_u8 in batches:
@@ -224,6 +245,92 @@ class Trainer:
         g_loss.backward()
         self.opt_G.step()
         self._d_requires_grad(True)
+        with torch.no_grad():
+            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
+                                torch.sigmoid(fake_logits.detach()).mean()])
+
+    # -- options beyond the seed: conditioning, penalties, augmentation, noise, EMA, lr schedule --------
+    def _setup_zoo(self) -> None:
+        cfg, m, L = self.cfg, self.cfg.model, self.cfg.loss
+        check_targets(L.name, L.real_target, L.fake_target)
+        self.augment = parse_policy(L.augment)
+        if self.augment and len(self.img_shape) != 3:
+            raise GankitError(f"loss.augment {L.augment!r} needs images, dataset {self.data.name} holds vectors; "
+                              f"set --loss.augment ''")
+        if m.cond != "none":
+            if self.data.labels is None:
+                raise GankitError(f"model.cond {m.cond} needs labels, dataset {self.data.name} has none; "
+                                  f"use model.cond none")
+            if self.data.num_classes > m.num_classes:
+                raise GankitError(f"dataset {self.data.name} has {self.data.num_classes} classes, model.num_classes "
+                                  f"is {m.num_classes}; set --model.num_classes {self.data.num_classes}")
+        if cfg.train.batch_size % m.pack:
+            raise GankitError(f"train.batch_size {cfg.train.batch_size} is not a multiple of model.pack {m.pack}")
+        self.G_ema = make_ema(self.G) if cfg.optim.ema_beta > 0 else None
+        self.two_pass = has_batch_coupling(self.D)  # batch norm in D: real and fake must not share a batch
+        # The seed's exact step (single D pass) serves every run that uses none of the options below.
+        self.plain = (m.cond == "none" and not self.two_pass and not self.augment and L.gp_weight == 0
+                      and L.r1_gamma == 0 and L.instance_noise == 0 and self.G_ema is None
+                      and cfg.optim.lr_schedule == "constant")
+
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits, class logits or None) of D on x, labels y where the model is conditional."""
+        cond = self.cfg.model.cond
+        if cond == "acgan":
+            return self.D.forward_with_aux(x)
+        return (self.D(x, y) if cond != "none" else self.D(x)), None
+
+    def _d_input(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        if self.augment:
+            x = diff_augment(x, self.augment, self.noise)
+        return instance_noise(x, sigma, self.noise)
+
+    def _train_step_zoo(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None) -> torch.Tensor:
+        cfg, L = self.cfg, self.cfg.loss
+        B, K, cond = cfg.train.batch_size, cfg.model.num_classes, cfg.model.cond
+        frac = self.step / max(self.total_steps, 1)
+        if cfg.optim.lr_schedule == "linear":
+            for opt, lr in ((self.opt_G, cfg.optim.g_lr), (self.opt_D, cfg.optim.d_lr)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * (1.0 - frac)
+        sigma = L.instance_noise * (1.0 - frac)
+        for i, real_u8 in enumerate(batches):
+            real = to_unit_range(real_u8)
+            y_real = labels[i] if labels is not None else None
+            z = torch.randn(B, cfg.model.z_dim, device=self.device, generator=self.noise)
+            y_fake = torch.randint(0, K, (B,), device=self.device, generator=self.noise) if cond != "none" else None
+            fake = self.G(z, y_fake) if cond != "none" else self.G(z)
+            r_in, f_in = self._d_input(real, sigma), self._d_input(fake.detach(), sigma)
+            if self.two_pass:
+                (real_logits, real_aux), (fake_logits, fake_aux) = self._D(r_in, y_real), self._D(f_in, y_fake)
+            else:
+                y_both = torch.cat([y_real, y_fake]) if cond != "none" else None
+                logits, aux = self._D(torch.cat([r_in, f_in]), y_both)
+                n_real = logits.shape[0] // 2  # (B or B/pack logits per half)
+                real_logits, fake_logits = logits[:n_real], logits[n_real:]
+                real_aux, fake_aux = (aux[:B], aux[B:]) if aux is not None else (None, None)
+            d_loss = self.d_loss_fn(real_logits, fake_logits, real_target=L.real_target, fake_target=L.fake_target)
+            if real_aux is not None:
+                d_loss = d_loss + L.aux_weight * (F.cross_entropy(real_aux, y_real) + F.cross_entropy(fake_aux, y_fake))
+            if L.gp_weight > 0:  # conditional Ds judge the interpolates under the real labels
+                d_loss = d_loss + L.gp_weight * gradient_penalty(lambda x: self._D(x, y_real)[0], r_in, f_in,
+                                                                 generator=self.noise)
+            if L.r1_gamma > 0:
+                d_loss = d_loss + 0.5 * L.r1_gamma * r1_penalty(lambda x: self._D(x, y_real)[0], r_in)
+            self.opt_D.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_D.step()
+        self._d_requires_grad(False)
+        g_logits, g_aux = self._D(self._d_input(fake, sigma), y_fake)
+        g_loss = self.g_loss_fn(g_logits)
+        if g_aux is not None:
+            g_loss = g_loss + L.aux_weight * F.cross_entropy(g_aux, y_fake)
+        self.opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_G.step()
+        self._d_requires_grad(True)
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, cfg.optim.ema_beta)
         with torch.no_grad():
             return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
                                 torch.sigmoid(fake_logits.detach()).mean()])
@@ -259,8 +366,10 @@ class Trainer:
                     perm = epoch_permutation(len(self.data), t.seed, epoch).to(self.device)
                     perm_epoch = epoch
                 first = pos * B * k
-                batches = [self.data.images[perm[first + i * B: first + (i + 1) * B]] for i in range(k)]
-                buf[len(buf_steps)] = self.train_step(batches)
+                idx = [perm[first + i * B: first + (i + 1) * B] for i in range(k)]
+                batches = [self.data.images[j] for j in idx]
+                labels = [self.data.labels[j] for j in idx] if cfg.model.cond != "none" else None
+                buf[len(buf_steps)] = self.train_step(batches, labels)
                 self.step += 1
                 buf_steps.append((self.step, epoch + 1))
                 imgs0 += B * k
@@ -293,8 +402,8 @@ class Trainer:
         self.save("last.pt")
         if interrupted:
             name = signal.Signals(self._stop_signal).name
-            self.log(f"{name} received: stopped at step {self.step}, checkpoint saved; resume with: "
-                     f"gankit train --resume {self.run_dir}")
+            print(f"gankit: {name} received: stopped at step {self.step}, checkpoint saved; resume with: "
+                  f"gankit train --resume {self.run_dir}", file=sys.stderr, flush=True)
         else:
             self.write_grid("final.png")
             plot_losses(self.run_dir / "log.csv", self.run_dir / "loss.png")

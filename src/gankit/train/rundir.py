@@ -56,6 +56,9 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
         for name in ("log.csv", "loss.png", "manifest.json", "config.json"):
             if (out / name).exists():
                 (out / name).unlink()
+    if resume:  # temporary files a killed writer left behind (the files they were replacing are intact)
+        for stale in list(out.glob(".*.tmp")) + list(out.glob("*/.*.tmp")):
+            stale.unlink()
     try:
         for sub in ("", "samples", "checkpoints"):
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -90,7 +93,15 @@ class StepLog:
     def _truncate_after(self, step: int) -> None:
         """On resume, drop rows logged after the checkpoint's step (they will be logged again)."""
         lines = self.path.read_text().splitlines()
-        keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= step]
+        keep = [lines[0]] if lines else [",".join(LOG_COLUMNS)]
+        for ln in lines[1:]:
+            parts = ln.split(",")
+            try:  # a kill mid-append can leave a torn last line: drop it (its step is re-run)
+                complete = len(parts) == len(LOG_COLUMNS) and all(p != "" for p in parts)
+                if complete and [float(p) for p in parts] and int(parts[0]) <= step:
+                    keep.append(ln)
+            except ValueError:
+                continue
         atomic_write_text(self.path, "\n".join(keep) + "\n")
 
     def append(self, rows: list[tuple]) -> None:
