@@ -94,4 +94,6 @@ def test_sample_count_and_existing_output_are_checked(in_tmp, capsys):
 
 def test_presets_lists_seed(capsys):
     assert cli.main(["presets"]) == 0
-    assert capsys.readouterr().out.startswith("seed")
+    lines = capsys.readouterr().out.splitlines()
+    assert any(ln.split()[0] == "seed" and "tutorial" in ln for ln in lines)
+    assert len(lines) == len(gankit.config.list_presets())

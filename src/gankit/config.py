@@ -36,9 +36,16 @@ class DataConfig:
     download: bool = True  # allow downloading known datasets into the user cache
     resolution: int | None = None  # image folders: resize to this square size
     channels: int | None = None  # image folders: 1 (grayscale) or 3 (RGB); None = from the first image
+    seed: int = 0  # generated datasets (ring8, grid25, mog1d, stacked-mnist): the sampling seed
+    size: int | None = None  # generated datasets: examples (None = protocol's: 100,000 points, 128,000 stacks)
+    base: str = "mnist"  # stacked-mnist: its MNIST-format source: mnist, fashion-mnist or idx (with data.dir)
 
     def __post_init__(self) -> None:
         _check(self.split in ("train", "test"), f"data.split must be 'train' or 'test', got {self.split!r}")
+        _check(self.seed >= 0, f"data.seed must be >= 0, got {self.seed}")
+        _check(self.size is None or self.size > 0, f"data.size must be positive, got {self.size}")
+        _check(self.base in ("mnist", "fashion-mnist", "idx"),
+               f"data.base must be mnist, fashion-mnist or idx, got {self.base!r}")
         _check(self.resolution is None or 4 <= self.resolution <= 1024,
                f"data.resolution must be between 4 and 1024, got {self.resolution}")
         _check(self.channels in (None, 1, 3), f"data.channels must be 1 or 3, got {self.channels}")
@@ -96,11 +103,18 @@ class LossConfig:
     name: str = "nonsaturating"  # see gankit.losses.list_losses()
     real_target: float = 0.9  # D's target for real images (1.0 = no smoothing)
     fake_target: float = 0.0  # D's target for generated images
+    gp_weight: float = 0.0  # λ of the WGAN-GP gradient penalty (Gulrajani et al. 2017 use 10); 0 = off
+    r1_gamma: float = 0.0  # γ of the R1 penalty γ/2·E‖∇D(x)‖² on real data (Mescheder et al. 2018); 0 = off
+    aux_weight: float = 1.0  # model.cond acgan: weight of the auxiliary classification losses
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0, decaying linearly to 0
+    augment: str = ""  # DiffAugment policy on D's inputs, a comma-separated subset of color,translation,cutout
 
     def __post_init__(self) -> None:
         _check(0.0 < self.real_target <= 1.0, f"loss.real_target must be in (0, 1], got {self.real_target}")
         _check(0.0 <= self.fake_target < self.real_target,
                f"loss.fake_target must be in [0, real_target), got {self.fake_target}")
+        for key in ("gp_weight", "r1_gamma", "aux_weight", "instance_noise"):
+            _check(getattr(self, key) >= 0, f"loss.{key} must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -112,8 +126,13 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    lr_schedule: str = "constant"  # constant | linear (both rates decay linearly to 0 at the last step)
+    ema_beta: float = 0.0  # G_ema ← β·G_ema + (1-β)·G after every G step; 0 = no G_ema (e.g. 0.999)
 
     def __post_init__(self) -> None:
+        _check(self.lr_schedule in ("constant", "linear"),
+               f"optim.lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
+        _check(0.0 <= self.ema_beta < 1.0, f"optim.ema_beta must be in [0, 1), got {self.ema_beta}")
         _check(self.g_lr > 0, f"optim.g_lr must be > 0, got {self.g_lr}")
         _check(self.d_lr > 0, f"optim.d_lr must be > 0, got {self.d_lr}")
         _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0,
@@ -185,8 +204,43 @@ class RunConfig:
 # ----------------------------------------------------------------------------------------------
 # Presets: a few named sets of overrides. The seed preset is the defaults, nothing more.
 
+_DCGAN = {"model.arch": "dcgan", "model.g_norm": "batch", "model.d_norm": "batch", "model.init": "dcgan",
+          "loss.real_target": 1.0, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4, "optim.beta1": 0.5,
+          "train.batch_size": 64}  # Radford et al. 2016: Adam 2e-4, beta1 0.5, BN in G and D, N(0, 0.02) init
+_PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 400, 400), "model.g_norm": "batch",
+           "model.leaky_slope": 0.0, "model.d_hidden": (200, 200, 200), "model.maxout_pieces": 5,
+           "model.pack": 4, "model.init": "torch", "loss.real_target": 1.0, "optim.g_lr": 1e-4, "optim.d_lr": 1e-4,
+           "optim.beta1": 0.8, "train.batch_size": 100, "train.epochs": 400,
+           "train.sample_every": 50, "train.checkpoint_every": 0}  # PacGAN's 2-D setting (PROTOCOLS.md §1)
+
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
+    "seed-plus": ("the seed plus the cheapest fixes against its collapse: Adam beta1 0.5, lr 2e-4, G_ema",
+                  {"optim.beta1": 0.5, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4, "optim.ema_beta": 0.999}),
+    "dcgan-mnist": ("DCGAN (Radford et al. 2016) on 28x28 digits: BN, Adam 2e-4/0.5, batch 64, 20 epochs",
+                    {**_DCGAN, "train.epochs": 20}),
+    "wgan-gp-mnist": ("WGAN-GP (Gulrajani et al. 2017): DCGAN nets, layer norm in D, lambda 10, 5 critic steps",
+                      {**_DCGAN, "model.d_norm": "layer", "loss.name": "wasserstein", "loss.gp_weight": 10.0,
+                       "optim.g_lr": 1e-4, "optim.d_lr": 1e-4, "optim.beta1": 0.0, "optim.beta2": 0.9,
+                       "train.d_steps": 5, "train.epochs": 50}),
+    "cgan-mnist": ("class-conditional DCGAN: one-hot labels concatenated to z and to D's input (10 classes)",
+                   {**_DCGAN, "model.cond": "concat", "model.num_classes": 10, "train.epochs": 20}),
+    "sngan-cifar10": ("SNGAN (Miyato et al. 2018): ResNet G 256 / D 128 with spectral norm, hinge, 5 D steps, "
+                      "Adam 2e-4 (0, 0.9), linear decay",
+                      {"data.name": "cifar10", "model.arch": "resnet", "model.z_dim": 128, "model.g_channels": 256,
+                       "model.d_channels": 128, "model.g_norm": "batch", "model.d_spectral_norm": True,
+                       "model.init": "glorot_uniform", "loss.name": "hinge", "loss.real_target": 1.0,
+                       "optim.g_lr": 2e-4, "optim.d_lr": 2e-4, "optim.beta1": 0.0, "optim.beta2": 0.9,
+                       "optim.lr_schedule": "linear", "train.batch_size": 64, "train.d_steps": 5,
+                       "train.steps": 50_000, "train.epochs": None}),
+    "pacgan-ring8": ("PacGAN4 on ring8: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples",
+                     {**_PACGAN, "data.name": "ring8"}),
+    "pacgan-grid25": ("PacGAN4 on grid25: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples",
+                      {**_PACGAN, "data.name": "grid25"}),
+    "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, PROTOCOLS.md §2): Adam 2e-4/0.5, batch 64, "
+                            "50 epochs", {**_DCGAN, "data.name": "stacked-mnist", "train.epochs": 50}),
+    "pacgan-stacked-mnist": ("PacDCGAN2 on stacked MNIST: the DCGAN preset with D judging 2 samples at once",
+                             {**_DCGAN, "data.name": "stacked-mnist", "model.pack": 2, "train.epochs": 50}),
 }
 
 
@@ -252,7 +306,7 @@ def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
         raise GankitError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {type(d).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
+    unknown = sorted(map(str, set(d) - names))  # str: a damaged file may hold non-string keys
     if unknown:
         raise unknown_key_error(prefix + unknown[0])
     kwargs = {}
@@ -318,7 +372,7 @@ def parse_value(hint: Any, value: Any, key: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float(10**400)
         name = getattr(hint, "__name__", str(hint))
         raise GankitError(f"config key {key!r} expects {name}, got {value!r}") from None
     raise GankitError(f"config key {key!r} has an unsupported type {hint}")  # pragma: no cover

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +16,18 @@ import torch
 
 from ..config import DataConfig
 from ..errors import GankitError
+from . import cifar as _cifar
 from . import folder as _folder
+from . import stacked as _stacked
+from . import toy as _toy
 from . import sources
 from .idx import load_idx_pair
 
 
 @dataclass
 class Dataset:
-    """An in-memory image dataset. ``images``: uint8 (N, C, H, W); ``labels``: int64 (N,) or None."""
+    """An in-memory dataset. ``images``: uint8 (N, C, H, W), or float32 (N, d) points for the toy mixtures;
+    ``labels``: int64 (N,) or None."""
 
     name: str
     images: torch.Tensor
@@ -45,7 +49,10 @@ class Dataset:
 
 
 def to_unit_range(x_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels in [0, 255] -> float32 in [-1, 1] (the seed's tanh output range)."""
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1] (the seed's tanh output range). Float data (points of the
+    toy mixtures) pass through unchanged."""
+    if x_uint8.is_floating_point():
+        return x_uint8.to(torch.float32)
     return x_uint8.to(torch.float32).mul_(2.0 / 255.0).sub_(1.0)
 
 
@@ -54,7 +61,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
 
 
-DATASETS = ("auto", "mnist", "fashion-mnist", "digits", "idx", "folder")
+DATASETS = ("auto", "mnist", "fashion-mnist", "digits", "idx", "folder", "cifar10", "stacked-mnist", "ring8",
+            "grid25", "mog1d")
 
 
 def list_datasets() -> list[str]:
@@ -99,10 +107,15 @@ def _load_remote(cfg: DataConfig, ds: sources.RemoteDataset, allow_download: boo
     roles = [f"{prefix}_images", f"{prefix}_labels"]
     found = sources.locate(ds, roles, cfg.dir)
     if found is None:
+        where = ", ".join(map(str, sources.search_dirs(ds.name, cfg.dir)))
         if not allow_download:
-            raise GankitError(f"{ds.name} not found in {', '.join(map(str, sources.search_dirs(ds.name, cfg.dir)))}"
-                              f" and downloads are off; {ds.how_to_get}")
-        found = sources.download(ds, roles, log=log)
+            raise sources.UnavailableError(f"{ds.name} not found in {where} and downloads are off "
+                                           f"(data.download=false); {ds.how_to_get}",
+                                           ["downloads are off (data.download=false)"])
+        try:
+            found = sources.download(ds, roles, log=log)
+        except sources.UnavailableError as e:
+            raise sources.UnavailableError(f"{ds.name} not found in {where}, and {e}", e.reasons) from None
     images, labels = load_idx_pair(found[roles[0]], found[roles[1]])
     return _from_numpy(ds.name, images, labels, str(found[roles[0]].parent))
 
@@ -116,7 +129,7 @@ def _load_idx_dir(cfg: DataConfig) -> Dataset:
     prefix = "train" if cfg.split == "train" else "t10k"
     images_path = sources.find_in(folder, f"{prefix}-images-idx3-ubyte.gz")
     if images_path is None:
-        candidates = sorted(p for p in folder.iterdir() if "images" in p.name and "idx" in p.name)
+        candidates = sorted(p for p in folder.iterdir() if "images" in p.name and "idx" in p.name and p.is_file())
         if cfg.split == "test":
             candidates = [p for p in candidates if "t10k" in p.name or "test" in p.name]
         else:
@@ -125,8 +138,9 @@ def _load_idx_dir(cfg: DataConfig) -> Dataset:
             raise GankitError(f"{folder}: no IDX images file ({prefix}-images-idx3-ubyte[.gz]) found")
         images_path = candidates[0]
     labels_name = images_path.name.replace("images", "labels").replace("idx3", "idx1")
-    labels_path = folder / labels_name
-    images, labels = load_idx_pair(images_path, labels_path if labels_path.is_file() else None)
+    # the labels may be gzipped when the images are not, or the other way round
+    labels_path = sources.find_in(folder, labels_name if labels_name.endswith(".gz") else labels_name + ".gz")
+    images, labels = load_idx_pair(images_path, labels_path)
     return _from_numpy("idx", images, labels, str(folder))
 
 
@@ -140,9 +154,10 @@ def load_dataset(cfg: DataConfig, log=print) -> Dataset:
     if name == "auto":
         try:
             return _load_remote(cfg, sources.MNIST, cfg.download, log=lambda *_: None)
-        except GankitError as e:
-            log(f"MNIST is not available ({str(e).split(';')[0]}); training on the bundled 8x8 'digits' instead. "
-                f"To use MNIST: {sources.MNIST.how_to_get}.")
+        except sources.UnavailableError as e:  # only a missing MNIST falls back; a corrupt one is an error
+            why = e.reasons[0] + (f" (and {len(e.reasons) - 1} more)" if len(e.reasons) > 1 else "")
+            log(f"MNIST is not on disk and could not be downloaded ({' '.join(why.split())}); training on the "
+                f"bundled 8x8 'digits' instead. To use MNIST, {sources.MNIST.how_to_get}.")
             return load_digits(cfg.split)
     if name in sources.REMOTE_DATASETS:
         return _load_remote(cfg, sources.REMOTE_DATASETS[name], cfg.download, log)
@@ -150,6 +165,18 @@ def load_dataset(cfg: DataConfig, log=print) -> Dataset:
         return load_digits(cfg.split)
     if name == "idx":
         return _load_idx_dir(cfg)
+    if name in _toy.MIXTURES:
+        return _toy.load_mixture(name, cfg.size, cfg.seed)
+    if name == "cifar10":
+        return _cifar.load_cifar10(cfg.dir, cfg.split, cfg.download, log=log)
+    if name == "stacked-mnist":
+        base = DataConfig(name=cfg.base, dir=cfg.dir, download=cfg.download)
+        parts = [load_dataset(base, log=log)]
+        try:  # MNIST's 70,000 = train + test; a folder without a test split gives what it has
+            parts.append(load_dataset(replace(base, split="test"), log=log))
+        except GankitError:
+            log("stacked-mnist: the source has no test split; stacking its train images only")
+        return _stacked.build(parts, cfg.size, cfg.seed, cfg.split, parts[0].source)
     if name == "folder":
         if not cfg.dir:
             raise GankitError("dataset 'folder' needs a folder: pass --data-dir DIR (PNG/JPEG images)")

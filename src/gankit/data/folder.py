@@ -1,6 +1,7 @@
 """A folder of images (PNG/JPEG/BMP/WebP, searched recursively) as one uint8 array."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,8 @@ import numpy as np
 from ..errors import GankitError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+# what Pillow raises on damaged files while decoding (besides UnidentifiedImageError when opening)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
 
 
 def load_image_folder(folder: Path, resolution: int | None = None, channels: int | None = None) -> np.ndarray:
@@ -20,7 +23,9 @@ def load_image_folder(folder: Path, resolution: int | None = None, channels: int
 
     if not folder.is_dir():
         raise GankitError(f"{folder}: not a folder")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    # hidden entries are skipped: macOS copies leave '._name.png' metadata files that are not images
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not paths:
         raise GankitError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     arrays = []
@@ -29,14 +34,18 @@ def load_image_folder(folder: Path, resolution: int | None = None, channels: int
         try:
             with Image.open(p) as im:
                 im.load()
+                if im.mode.startswith("I;16"):  # 16-bit grayscale: keep the high byte (convert("L") clips)
+                    im = Image.fromarray((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8))
                 if channels is None:
                     channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
                 im = im.convert("L" if channels == 1 else "RGB")
                 if resolution is not None:
                     im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
                 arr = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise GankitError(f"{p}: cannot read image ({e})") from None
+        except UnidentifiedImageError:
+            raise GankitError(f"{p}: not an image Pillow can read; remove it or move it out of the folder") from None
+        except _DECODE_ERRORS + (Image.DecompressionBombError,) as e:
+            raise GankitError(f"{p}: cannot read image ({' '.join(str(e).split())}); remove or replace it") from None
         if size is None:
             size = arr.shape
         elif arr.shape != size:

@@ -19,20 +19,24 @@ from ..errors import GankitError
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CODES = {np.dtype(v).newbyteorder("=").str: k for k, v in _DTYPES.items()}
 MAX_ELEMENTS = 2**34  # refuse headers that claim absurd sizes before allocating anything
+MAX_DIMS = 32  # numpy's limit before 2.0 (64 since); real IDX files have 1 to 4
 
 
 def _read_bytes(path: Path) -> bytes:
     try:
         with open(path, "rb") as f:
-            head = f.read(2)
-            f.seek(0)
-            if head == b"\x1f\x8b":
-                with gzip.GzipFile(fileobj=f) as g:
-                    return g.read()
-            return f.read()
-    except (EOFError, OSError, zlib.error) as e:
-        if isinstance(e, FileNotFoundError):
-            raise GankitError(f"{path}: file not found") from None
+            data = f.read()
+    except FileNotFoundError:
+        raise GankitError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise GankitError(f"{path}: is a folder, not an IDX file") from None
+    except OSError as e:
+        raise GankitError(f"{path}: cannot read ({e.strerror or e})") from None
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as e:  # BadGzipFile is an OSError; a cut-off stream an EOFError
         raise GankitError(f"{path}: corrupt or truncated gzip stream ({e})") from None
 
 
@@ -45,6 +49,8 @@ def parse_idx(buf: bytes, name: str = "<bytes>") -> np.ndarray:
     ndim = buf[3]
     if ndim == 0:
         raise GankitError(f"{name}: bad magic number 0x{buf[:4].hex()} (zero dimensions)")
+    if ndim > MAX_DIMS:
+        raise GankitError(f"{name}: bad magic number 0x{buf[:4].hex()} ({ndim} dimensions, at most {MAX_DIMS})")
     header = 4 + 4 * ndim
     if len(buf) < header:
         raise GankitError(f"{name}: truncated header ({len(buf)} bytes, need {header})")
@@ -75,7 +81,7 @@ def encode_idx(arr: np.ndarray) -> bytes:
     code = _CODES.get(arr.dtype.newbyteorder("=").str)
     if code is None:
         raise GankitError(f"cannot write dtype {arr.dtype} as IDX; use uint8, int8, int16, int32, float32 or float64")
-    if arr.ndim == 0 or arr.ndim > 255:
+    if arr.ndim == 0 or arr.ndim > MAX_DIMS:
         raise GankitError(f"cannot write a {arr.ndim}-dimensional array as IDX")
     head = bytes([0, 0, code, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape)
     return head + np.ascontiguousarray(arr, dtype=np.dtype(_DTYPES[code])).tobytes()
@@ -99,11 +105,15 @@ def load_idx_pair(images_path: Path, labels_path: Path | None) -> tuple[np.ndarr
                           f"got {images.dtype} {images.shape}")
     if images.shape[0] == 0:
         raise GankitError(f"{images_path}: holds no images")
+    if 0 in images.shape[1:]:
+        raise GankitError(f"{images_path}: images of shape {images.shape[1:]} hold no pixels")
     labels = None
     if labels_path is not None:
         labels = read_idx(labels_path)
         if labels.ndim != 1:
             raise GankitError(f"{labels_path}: expected labels of shape (N,), got {labels.shape}")
+        if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+            raise GankitError(f"{labels_path}: labels must be non-negative integers, got {labels.dtype} values")
         if labels.shape[0] != images.shape[0]:
             raise GankitError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in "
                               f"{images_path.name}")

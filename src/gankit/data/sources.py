@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import sys
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +93,14 @@ FASHION_MNIST = RemoteDataset(
 REMOTE_DATASETS = {d.name: d for d in (MNIST, FASHION_MNIST)}
 
 
+class UnavailableError(GankitError):
+    """A dataset is neither on disk nor downloadable; ``reasons``: one line per failed attempt (``url: why``)."""
+
+    def __init__(self, message: str, reasons: list[str]):
+        super().__init__(message)
+        self.reasons = reasons
+
+
 def cache_root() -> Path:
     if os.environ.get("GANKIT_CACHE"):
         return Path(os.environ["GANKIT_CACHE"]).expanduser()
@@ -128,8 +138,11 @@ def file_variants(gz_name: str) -> list[str]:
 def find_in(folder: Path, gz_name: str) -> Path | None:
     for v in file_variants(gz_name):
         p = folder / v
-        if p.is_file():
-            return p
+        try:
+            if p.is_file():
+                return p
+        except OSError:  # e.g. a search folder we may not enter: it holds nothing for us
+            return None
     return None
 
 
@@ -151,7 +164,10 @@ def mirrors_for(ds: RemoteDataset) -> list[str]:
 
 def verify(path: Path, spec: RemoteFile) -> bool:
     """True when ``path`` matches any digest known for ``spec`` (see :class:`RemoteFile`)."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise GankitError(f"{path}: cannot read ({e.strerror or e})") from None
     if spec.sha256 and hashlib.sha256(data).hexdigest() == spec.sha256:
         return True
     if spec.md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() == spec.md5:
@@ -159,23 +175,25 @@ def verify(path: Path, spec: RemoteFile) -> bool:
     if spec.raw_sha256:
         try:
             raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):  # a corrupt stream simply does not match
             return False
         return hashlib.sha256(raw).hexdigest() == spec.raw_sha256
     return False
 
 
 def _fetch(url: str, dest: Path, timeout: float, progress: bool) -> None:
+    """Stream ``url`` into ``dest``; a progress bar on stderr when it is a terminal and tqdm is installed."""
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https/http mirrors
         total = int(resp.headers.get("Content-Length") or 0)
         bar = None
         if progress and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
-                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=dest.name.split(".part")[0],
+                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
                            leave=False)
             except ImportError:
                 bar = None
+        got = 0
         with open(dest, "wb") as out:
             while True:
                 chunk = resp.read(1 << 16)
@@ -184,10 +202,13 @@ def _fetch(url: str, dest: Path, timeout: float, progress: bool) -> None:
                 out.write(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
+                got += len(chunk)
             out.flush()
             os.fsync(out.fileno())
         if bar is not None:
             bar.close()
+    if total and got != total:
+        raise ValueError(f"incomplete download, {got} of {total} bytes")
 
 
 def download(ds: RemoteDataset, roles: list[str], dest_dir: Path | None = None, *, mirrors: list[str] | None = None,
@@ -201,11 +222,13 @@ def download(ds: RemoteDataset, roles: list[str], dest_dir: Path | None = None, 
     dest_dir = Path(dest_dir) if dest_dir is not None else cache_root() / ds.name
     mirrors = mirrors if mirrors is not None else mirrors_for(ds)
     if not mirrors:
-        raise GankitError(f"no download mirrors configured for {ds.name}; {ds.how_to_get}")
+        raise UnavailableError(f"no download mirrors configured for {ds.name}; {ds.how_to_get}",
+                            ["no download mirrors configured"])
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise GankitError(f"cannot create the data cache {dest_dir}: {e.strerror}") from None
+        raise UnavailableError(f"cannot create the data cache {dest_dir}: {e.strerror}",
+                            [f"cannot create {dest_dir}: {e.strerror}"]) from None
     out: dict[str, Path] = {}
     for role in roles:
         spec = ds.files[role]
@@ -216,10 +239,11 @@ def download(ds: RemoteDataset, roles: list[str], dest_dir: Path | None = None, 
         errors = []
         for base in mirrors:
             url = base.rstrip("/") + "/" + spec.name
-            fd, tmp_name = tempfile.mkstemp(prefix=spec.name + ".", suffix=".part", dir=dest_dir)
-            os.close(fd)
-            tmp = Path(tmp_name)
+            tmp = None
             try:
+                fd, tmp_name = tempfile.mkstemp(prefix=spec.name + ".", suffix=".part", dir=dest_dir)
+                os.close(fd)
+                tmp = Path(tmp_name)
                 log(f"downloading {url}")
                 _fetch(url, tmp, timeout, progress)
                 if not verify(tmp, spec):
@@ -228,14 +252,17 @@ def download(ds: RemoteDataset, roles: list[str], dest_dir: Path | None = None, 
                 os.replace(tmp, final)
                 out[role] = final
                 break
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e)
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+                # URLError: the socket error; IncompleteRead & co: their class name
+                reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e) or type(e).__name__
+                if isinstance(e, urllib.error.HTTPError):
+                    reason = f"HTTP {e.code} {e.reason}"
                 errors.append(f"{url}: {reason}")
             finally:
-                if tmp.exists():
+                if tmp is not None and tmp.exists():
                     tmp.unlink()
         if role not in out:
-            raise GankitError(f"could not download {ds.name} file {spec.name} ({'; '.join(errors)}); "
-                              f"{ds.how_to_get}")
+            raise UnavailableError(f"could not download {ds.name} file {spec.name} ({'; '.join(errors)}); "
+                                f"{ds.how_to_get}", errors)
     return out
 
