@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard (TensorBoard format)")
+    t.add_argument("--eval-every", type=int, default=0, metavar="K",
+                   help="every K epochs, score G and append to RUN_DIR/metrics.jsonl (see 'gankit eval')")
+    t.add_argument("--eval-metrics", default="fd5k", help="metrics for --eval-every (default fd5k)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
     s = sub.add_parser("sample", help="write samples of a trained generator", epilog=SAMPLE_EXAMPLES,
@@ -79,6 +83,10 @@ def _command_modules() -> list:
     mods: list = []
     from .serve import cli_report, cli_serve
     mods += [cli_serve, cli_report]
+    from .metrics import command as eval_command, evaluator_command
+    mods += [eval_command, evaluator_command]
+    from .theory import command as theory_cmd
+    mods.append(theory_cmd)
     return mods
 
 
@@ -130,6 +138,30 @@ def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | N
     return cfg.with_overrides(flags)
 
 
+def _train(args: argparse.Namespace, cfg: RunConfig, out: str, **kw: Any):
+    """api.train, plus the training callbacks that flags ask for (--tensorboard, --eval-every)."""
+    from . import api
+
+    if not args.tensorboard and not args.eval_every:
+        return api.train(cfg, out, **kw)
+    from .train.loop import Trainer
+
+    callbacks = []
+    if args.eval_every:
+        from .metrics import training_callback
+        callbacks.append(training_callback(args.eval_metrics, args.eval_every))  # bad names fail here, early
+    if args.tensorboard:
+        from .serve.tensorboard import TensorBoardLogger
+
+        logger = TensorBoardLogger()  # a missing package fails here, before the run folder is made
+    trainer = Trainer(cfg, out, **kw)
+    if args.tensorboard:
+        logger.attach(trainer)
+    for fn in callbacks:
+        trainer.add_callback("on_epoch_end", fn)
+    return trainer.fit()
+
+
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from . import api
     from .train.checkpoint import load_checkpoint, resolve_checkpoint
@@ -142,7 +174,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         if args.dry_run:
             print(cfg.to_json())
             return 0
-        result = api.train(cfg, args.resume, resume=True)
+        result = _train(args, cfg, args.resume, resume=True)
     else:
         cfg = build_config(args, extra)
         out = args.out or str(api.default_out(cfg))
@@ -150,7 +182,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             print(cfg.to_json())
             print(f"# run folder: {out}", file=sys.stderr)
             return 0
-        result = api.train(cfg, out, overwrite=args.overwrite)
+        result = _train(args, cfg, out, overwrite=args.overwrite)
     if result.interrupted:
         return 130
     print(f"done: {result.step} steps; samples in {result.run_dir / 'samples'}; "

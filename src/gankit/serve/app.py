@@ -1,0 +1,248 @@
+"""The studio's ASGI app (Starlette): one page and a small JSON/PNG API over a table of runs.
+
+Endpoints (all GET; parameters in the query string, validated by :mod:`.params`):
+
+- ``/``: the page; ``/api``: this list, with every parameter's type, default and bounds;
+- ``/api/runs``: the runs served, ``[{"id", "step", "img_shape", "conditional", "num_classes"}]``;
+- ``/api/card?run=``: the model card (preset, dataset, steps, metrics if evaluated, config);
+- ``/api/grid.png?run=&seed=&n=&scale=&label=&nrow=&zoom=``: a grid of ``n`` samples (n <= 1,024);
+- ``/api/interp.png`` and ``/api/interp.gif`` ``?run=&seed_a=&seed_b=&steps=&scale=&label=&mode=&zoom=``:
+  a latent interpolation as a strip or as a looping animation.
+
+Bad requests get a 4xx JSON ``{"error": message}``. Images are cached by (endpoint, run, checkpoint version,
+validated options), so equal requests with differently spelled numbers share an entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import GankitError
+from . import render
+from .params import MAX_PIXELS, SPECS, ParamError, parse
+from .runs import Run, card, num_classes
+
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+PAGE_CSP = ("default-src 'none'; img-src 'self' blob: data:; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'")
+
+
+class ResponseCache:
+    """A thread-safe LRU of response bodies, bounded by entries and bytes."""
+
+    def __init__(self, max_entries: int = 512, max_bytes: int = 256 * 2**20):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._d: OrderedDict[tuple, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            body = self._d.get(key)
+            if body is None:
+                self.misses += 1
+                return None
+            self._d.move_to_end(key)
+            self.hits += 1
+            return body
+
+    def put(self, key: tuple, body: bytes) -> None:
+        if len(body) > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._d:
+                self._bytes -= len(self._d.pop(key))
+            self._d[key] = body
+            self._bytes += len(body)
+            while len(self._d) > self.max_entries or self._bytes > self.max_bytes:
+                _, old = self._d.popitem(last=False)
+                self._bytes -= len(old)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Studio:
+    """The state behind the app: the run table and the response cache."""
+
+    def __init__(self, runs: dict[str, Run], cache: ResponseCache | None = None):
+        if not runs:
+            raise GankitError("no runs to serve")
+        self.runs = runs
+        self.cache = cache if cache is not None else ResponseCache()
+
+    def run(self, run_id: str | None) -> Run:
+        if run_id is None:
+            return next(iter(self.runs.values()))
+        run = self.runs.get(run_id)
+        if run is None:
+            shown = ", ".join(list(self.runs)[:10]) + (" ..." if len(self.runs) > 10 else "")
+            raise HttpError(404, f"no run {run_id[:80]!r}; runs served: {shown}")
+        return run
+
+    def _label(self, gen, label: int | None) -> int:
+        k = num_classes(gen)
+        if label is not None and k == 0:
+            raise HttpError(400, "this run's generator is unconditional; drop the 'label' parameter")
+        if label is not None and label >= k:
+            raise HttpError(400, f"parameter 'label' must be between 0 and {k - 1} for this run, got {label}")
+        return k
+
+    def image(self, endpoint: str, p: dict[str, Any]) -> tuple[bytes, str, bool]:
+        """(body, etag, cache hit) of an image endpoint's response."""
+        run = self.run(p["run"])
+        gen = run.generator()
+        key = (endpoint, run.id, run.version(), tuple(sorted((k, v) for k, v in p.items() if k != "run")))
+        etag = '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
+        body = self.cache.get(key)
+        if body is not None:
+            return body, etag, True
+        k = self._label(gen, p["label"])
+        if len(gen.img_shape) != 3:  # a generator of points (toy mixtures), not of images
+            if endpoint != "grid":
+                raise HttpError(400, "this run generates points, not images: interpolation strips need images; "
+                                     "use /api/grid.png for a scatter plot")
+            size = render.POINTS_SIZE * p["zoom"]
+            self._check_pixels(size, size)
+            z = render.latents(gen.z_dim, p["n"], p["seed"], p["scale"])
+            labels = render.labels_for(p["n"], p["seed"], k, p["label"])
+            x = gen.sample(p["n"], None, z=z) if labels is None else gen.sample(p["n"], None, z=z, labels=labels)
+            body = render.points_png(x.numpy(), p["zoom"])
+            self.cache.put(key, body)
+            return body, etag, False
+        c, h, w = gen.img_shape
+        if endpoint == "grid":
+            n, nrow = p["n"], p["nrow"]
+            if nrow is not None and nrow > n:
+                raise HttpError(400, f"parameter 'nrow' ({nrow}) must not exceed 'n' ({n})")
+            width, height = render.grid_shape(n, gen.img_shape, nrow, p["zoom"])
+            self._check_pixels(width, height)
+            z = render.latents(gen.z_dim, n, p["seed"], p["scale"])
+            imgs = render.generate(gen, z, render.labels_for(n, p["seed"], k, p["label"]))
+            body = render.grid_png(imgs, nrow, p["zoom"])
+        else:
+            steps = p["steps"]
+            if endpoint == "interp":
+                self._check_pixels(*render.grid_shape(steps, gen.img_shape, steps, p["zoom"]))
+            else:
+                self._check_pixels(w * p["zoom"], h * p["zoom"] * steps)
+            z = render.interpolation_latents(gen.z_dim, p["seed_a"], p["seed_b"], steps, p["scale"], p["mode"])
+            label = p["label"] if p["label"] is not None else (0 if k else None)
+            labels = render.labels_for(steps, p["seed_a"], k, label)
+            imgs = render.generate(gen, z, labels)
+            if endpoint == "interp":
+                body = render.grid_png(imgs, steps, p["zoom"])
+            else:
+                body = render.gif_bytes(imgs, p["zoom"], p["frame_ms"])
+        self.cache.put(key, body)
+        return body, etag, False
+
+    @staticmethod
+    def _check_pixels(width: int, height: int) -> None:
+        if width * height > MAX_PIXELS:
+            raise HttpError(400, f"the image would be {width}x{height} pixels, more than {MAX_PIXELS:,}; "
+                                 f"lower 'n', 'steps' or 'zoom'")
+
+
+def _params(request: Request, endpoint: str) -> dict[str, Any]:
+    try:
+        return parse(request.query_params.multi_items(), SPECS[endpoint])
+    except ParamError as e:
+        raise HttpError(400, str(e)) from None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
+
+
+def create_app(runs: dict[str, Run], *, allowed_hosts: list[str] | None = None,
+               cache: ResponseCache | None = None) -> Starlette:
+    """The ASGI app serving ``runs`` (see :func:`gankit.serve.runs.discover`). ``allowed_hosts``: values
+    of the Host header to accept (loopback names by default, which blocks DNS-rebinding pages)."""
+    studio = Studio(runs, cache)
+    page = resources.files("gankit.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    def index(request: Request) -> Response:
+        _params(request, "runs")
+        return HTMLResponse(page, headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP})
+
+    def api_index(request: Request) -> Response:
+        _params(request, "runs")
+        spec = {name: {k: {"type": p.kind, "default": p.default, "min": p.lo, "max": p.hi,
+                           **({"choices": list(p.choices)} if p.choices else {}), "help": p.help}
+                       for k, p in s.items()} for name, s in SPECS.items()}
+        return JSONResponse({"endpoints": {"/api/runs": "runs", "/api/card": "card", "/api/grid.png": "grid",
+                                           "/api/interp.png": "interp", "/api/interp.gif": "interp_gif"},
+                             "params": spec}, headers=SECURITY_HEADERS)
+
+    def api_runs(request: Request) -> Response:
+        _params(request, "runs")
+        out = []
+        for run in studio.runs.values():
+            gen = run.generator()
+            k = num_classes(gen)
+            out.append({"id": run.id, "step": gen.step, "img_shape": list(gen.img_shape),
+                        "conditional": k > 0, "num_classes": k})
+        return JSONResponse(out, headers=SECURITY_HEADERS)
+
+    def api_card(request: Request) -> Response:
+        p = _params(request, "card")
+        return JSONResponse(card(studio.run(p["run"])), headers=SECURITY_HEADERS)
+
+    def image_endpoint(endpoint: str, media_type: str):
+        def handler(request: Request) -> Response:
+            p = _params(request, endpoint)
+            body, etag, hit = studio.image(endpoint, p)
+            headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": "no-cache",
+                       "X-Gankit-Cache": "hit" if hit else "miss"}
+            if request.headers.get("if-none-match") == etag:
+                return Response(status_code=304, headers=headers)
+            return Response(body, media_type=media_type, headers=headers)
+        return handler
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HttpError):
+            return _error(exc.status, str(exc))
+        if isinstance(exc, HTTPException):
+            msg = {404: f"no such page {request.url.path[:80]!r}; see /api for the endpoints",
+                   405: f"method {request.method} not allowed; the API takes GET"}.get(exc.status_code, exc.detail)
+            return _error(exc.status_code, msg)
+        if isinstance(exc, GankitError):  # a run that cannot be loaded: the server's problem, not the request's
+            return _error(503, str(exc))
+        return _error(500, f"internal error ({type(exc).__name__}); please report it")
+
+    routes = [
+        Route("/", index), Route("/api", api_index), Route("/api/runs", api_runs), Route("/api/card", api_card),
+        Route("/api/grid.png", image_endpoint("grid", "image/png")),
+        Route("/api/interp.png", image_endpoint("interp", "image/png")),
+        Route("/api/interp.gif", image_endpoint("interp_gif", "image/gif")),
+    ]
+    hosts = allowed_hosts if allowed_hosts is not None else LOOPBACK_HOSTS
+    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+                    exception_handlers={HttpError: http_error, HTTPException: http_error,
+                                        GankitError: http_error, Exception: http_error})
+    app.state.studio = studio
+    return app

@@ -1,0 +1,124 @@
+"""Pictures of a generator: sample grids and latent interpolations, as PNG or GIF bytes.
+
+Latents are ``scale * z`` with ``z ~ N(0, I)`` drawn by :func:`gankit.api.latents`, the same draw as
+:meth:`gankit.LoadedGenerator.sample`, so ``scale=1`` reproduces ``gankit sample --seed``. Scaling the
+latent towards its mean 0 is the truncation trick in z space (Brock et al. 2019, BigGAN Sec. 3.1; Karras et al.
+2019 apply it in w): smaller scale, more typical but less varied samples.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from ..images import make_grid, png_bytes, to_numpy_uint8
+
+PAD = 2  # pixels between grid cells (gankit.images.make_grid's default)
+
+
+def latents(z_dim: int, n: int, seed: int, scale: float = 1.0) -> torch.Tensor:
+    """float32 (n, z_dim): ``scale`` times the seed's standard normal draw (:func:`gankit.api.latents`)."""
+    from ..api import latents as draw
+
+    return draw(n, z_dim, seed) * scale
+
+
+def labels_for(n: int, seed: int, num_classes: int, label: int | None) -> torch.Tensor | None:
+    """int64 (n,) class labels: all ``label``, or drawn uniformly from the seed when None."""
+    if num_classes <= 0:
+        return None
+    if label is not None:
+        return torch.full((n,), label, dtype=torch.long)
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.randint(num_classes, (n,), generator=g)
+
+
+def generate(gen, z: torch.Tensor, labels: torch.Tensor | None) -> np.ndarray:
+    """uint8 (n, C, H, W) images of the latents ``z`` (and int64 class ``labels`` (n,) for a conditional G)."""
+    x = gen.sample(len(z), None, z=z) if labels is None else gen.sample(len(z), None, z=z, labels=labels)
+    return to_numpy_uint8(x)
+
+
+POINTS_SIZE = 256  # pixels of the square plot of a generator of points (toy 2-D mixtures)
+
+
+def points_png(points: np.ndarray, zoom: int = 1) -> bytes:
+    """float (n, d) samples of a generator of vectors -> a POINTS_SIZE square PNG: a scatter plot of the
+    first two coordinates on a symmetric square range (a histogram of 64 bins when d == 1)."""
+    size = POINTS_SIZE
+    img = np.full((size, size), 255, dtype=np.uint8)
+    p = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    p = p[np.isfinite(p).all(1)]
+    if len(p) and p.shape[1] == 1:
+        lim = max(1.0, float(np.abs(p).max())) * 1.1
+        counts, _ = np.histogram(p[:, 0], bins=64, range=(-lim, lim))
+        heights = (counts / max(counts.max(), 1) * (size - 8)).astype(int)
+        w = size // 64
+        for i, hgt in enumerate(heights):
+            img[size - 4 - hgt: size - 4, i * w: (i + 1) * w - 1] = 60
+    elif len(p):
+        lim = max(1.0, float(np.abs(p[:, :2]).max())) * 1.1
+        img[size // 2, :] = img[:, size // 2] = 220  # the axes through 0
+        ij = ((p[:, :2] / lim + 1) / 2 * (size - 1)).round().astype(int)
+        for dx in (0, 1):
+            for dy in (0, 1):
+                img[np.clip(size - 1 - ij[:, 1] - dy, 0, size - 1), np.clip(ij[:, 0] + dx, 0, size - 1)] = 30
+    return png_bytes(img, scale=zoom)
+
+
+def grid_shape(n: int, img_shape: tuple[int, int, int], nrow: int | None, zoom: int) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG :func:`grid_png` returns."""
+    _, h, w = img_shape
+    nrow = nrow or max(1, int(np.ceil(np.sqrt(n))))
+    ncol = -(-n // nrow)
+    return (nrow * (w + PAD) + PAD) * zoom, (ncol * (h + PAD) + PAD) * zoom
+
+
+def grid_png(images: np.ndarray, nrow: int | None = None, zoom: int = 1) -> bytes:
+    """uint8 (n, C, H, W) -> PNG bytes of one grid, ``nrow`` images per row, upscaled ``zoom`` times."""
+    return png_bytes(make_grid(images, nrow, pad=PAD), scale=zoom)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows ``a`` and ``b`` (1, D) at ``t`` (T,) -> (T, D).
+
+    Gaussian latents concentrate near a sphere; a straight line between two of them passes through
+    atypically short vectors, the arc does not (White 2016, "Sampling generative networks", Sec. 2.3).
+    """
+    a64, b64, t64 = a.double(), b.double(), t.double()[:, None]
+    cos = (a64 * b64).sum() / (a64.norm() * b64.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if omega.abs() < 1e-6:  # (anti)parallel or equal: the arc is the line
+        return ((1 - t64) * a64 + t64 * b64).float()
+    so = torch.sin(omega)
+    return (torch.sin((1 - t64) * omega) / so * a64 + torch.sin(t64 * omega) / so * b64).float()
+
+
+def interpolation_latents(z_dim: int, seed_a: int, seed_b: int, steps: int, scale: float = 1.0,
+                          mode: str = "slerp") -> torch.Tensor:
+    """(steps, z_dim) latents from seed_a's first latent to seed_b's, both ends included."""
+    a = latents(z_dim, 1, seed_a, scale)
+    b = latents(z_dim, 1, seed_b, scale)
+    t = torch.linspace(0.0, 1.0, steps)
+    if mode == "lerp":
+        return (1 - t)[:, None] * a + t[:, None] * b
+    return slerp(a, b, t)
+
+
+def gif_bytes(images: np.ndarray, zoom: int = 1, frame_ms: int = 100) -> bytes:
+    """uint8 (T, C, H, W) frames -> an animated GIF that plays forward then back, looping forever."""
+    from PIL import Image
+
+    frames = []
+    for im in images:
+        arr = im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0)
+        f = Image.fromarray(np.ascontiguousarray(arr))
+        if zoom > 1:
+            f = f.resize((f.width * zoom, f.height * zoom), Image.Resampling.NEAREST)
+        frames.append(f if f.mode == "L" else f.convert("P", palette=Image.Palette.ADAPTIVE))
+    seq = frames + frames[-2:0:-1]  # ping-pong: A..B..A
+    buf = io.BytesIO()
+    seq[0].save(buf, format="GIF", save_all=True, append_images=seq[1:], duration=frame_ms, loop=0,
+                disposal=1, optimize=False)
+    return buf.getvalue()

@@ -1,0 +1,202 @@
+"""``gankit report``: a run folder as one self-contained HTML file.
+
+Everything is embedded (charts as inline SVG, pictures as ``data:`` URIs), so the file opens offline in any
+browser, can be mailed, and never points at files that may move. Sections: the run at a glance, loss curves,
+mean D(x) and D(G(z)) over time, evaluation metrics over time (``metrics.jsonl``, when evaluated), sample
+grids across epochs, an animation of the fixed-z grids through training, and the resolved config.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+import os
+import re
+import time
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from ..errors import GankitError
+from ..io import atomic_write_text
+from .runs import read_metrics
+from .svgplot import line_chart
+
+MAX_GALLERY = 12  # sample grids shown side by side
+
+
+def read_log_tolerant(path: Path) -> dict[str, list[float]]:
+    """Columns of ``log.csv``; rows that do not parse (a run being written) are skipped."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        return {}
+    cols: dict[str, list[float]] = {h: [] for h in header}
+    for row in reader:
+        if len(row) != len(header):
+            continue
+        try:
+            vals = [float(v) for v in row]
+        except ValueError:
+            continue
+        for h, v in zip(header, vals):
+            cols[h].append(v)
+    return cols
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _epoch_grids(run_dir: Path) -> list[tuple[int, Path]]:
+    out = []
+    for p in (run_dir / "samples").glob("epoch_*.png"):
+        m = re.fullmatch(r"epoch_(\d+)\.png", p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def _evenly(items: list, k: int) -> list:
+    """At most ``k`` items spread evenly over ``items``, first and last included."""
+    if len(items) <= k:
+        return list(items)
+    if k <= 1:
+        return [items[-1]]
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
+
+
+def training_gif(paths: list[Path], frame_ms: int = 150, hold_ms: int = 1500) -> bytes | None:
+    """An animated GIF of the fixed-z grids in ``paths`` (same z each epoch, so change = learning)."""
+    from PIL import Image
+
+    frames = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                frames.append(im.convert("L") if im.mode in ("L", "LA", "I;16") else
+                              im.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE))
+        except OSError:
+            continue
+    if not frames:
+        return None
+    size = frames[0].size
+    frames = [f if f.size == size else f.resize(size) for f in frames]
+    buf = io.BytesIO()
+    durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return buf.getvalue()
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>"
+                    for k, v in rows if v not in (None, "", [], {}))
+    return f"<table>{cells}</table>"
+
+
+def _metric_charts(metrics: list[dict[str, Any]]) -> str:
+    if not metrics:
+        return '<p class="muted">Not evaluated: no metrics.jsonl in the run folder.</p>'
+    names = sorted({k for r in metrics for k, v in r.items()
+                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    charts = []
+    for name in names:
+        pts = [(r["step"], r[name]) for r in metrics if isinstance(r.get(name), (int, float))]
+        charts.append(line_chart([(name, [p[0] for p in pts], [p[1] for p in pts])], name))
+    last = metrics[-1]
+    table = _table([(k, f"{v:.5g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in last.items()])
+    return f"<p>Last evaluation:</p>{table}<div class=charts>{''.join(charts)}</div>"
+
+
+STYLE = """
+body{font:14px/1.5 system-ui,sans-serif;color:#1d2330;max-width:1180px;margin:24px auto;padding:0 20px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #d9dee8}
+.muted{color:#667085}table{border-collapse:collapse;font-size:13px}
+td{padding:3px 10px 3px 0;border-bottom:1px solid #eef0f5;vertical-align:top}td:first-child{color:#667085}
+.charts{display:flex;flex-wrap:wrap;gap:12px}.gallery{display:flex;flex-wrap:wrap;gap:14px}
+figure{margin:0}figcaption{font-size:12px;color:#667085;text-align:center}
+img.px{image-rendering:pixelated;width:256px;background:#000}
+pre{background:#f6f7fb;padding:10px;border-radius:6px;font-size:12px;overflow:auto}
+"""
+
+
+def build_report(run_dir: str | os.PathLike, max_frames: int = 60) -> str:
+    """The HTML text of the report of ``run_dir`` (a folder written by ``gankit train``)."""
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.json").is_file():
+        raise GankitError(f"{run_dir}: not a gankit run folder (no config.json)")
+    if max_frames < 1:
+        raise GankitError(f"--max-frames must be at least 1, got {max_frames}")
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except ValueError as e:
+        raise GankitError(f"{run_dir / 'config.json'}: not valid JSON ({e})") from None
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    log = read_log_tolerant(run_dir / "log.csv")
+    steps = log.get("step", [])
+    metrics = read_metrics(run_dir)
+    ds = manifest.get("dataset") or {}
+    params = manifest.get("parameters") or {}
+    last_step = int(steps[-1]) if steps else 0
+    title = f"{run_dir.resolve().name}: {config.get('preset', '?')} on {ds.get('name', '?')}"
+    glance = _table([
+        ("preset", config.get("preset")), ("dataset", f"{ds.get('name')} ({ds.get('size')} images, shape "
+                                                     f"{ds.get('shape')})" if ds else None),
+        ("model", (config.get("model") or {}).get("arch")),
+        ("parameters", ", ".join(f"{k} {v:,}" for k, v in params.items()) if params else None),
+        ("loss", (config.get("loss") or {}).get("name")),
+        ("steps logged", f"{last_step} of {manifest.get('total_steps', '?')}"),
+        ("epochs logged", int(log["epoch"][-1]) if log.get("epoch") else None),
+        ("seed", manifest.get("seed")), ("device", manifest.get("device")), ("started", manifest.get("started")),
+        ("git revision", manifest.get("git_revision")),
+        ("versions", ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items())),
+        ("command", " ".join(map(str, manifest.get("argv", []))) or None),
+    ])
+    curves = "".join([
+        line_chart([("D loss", steps, log.get("d_loss", [])), ("G loss", steps, log.get("g_loss", []))], "losses"),
+        line_chart([("mean D(x)", steps, log.get("d_real", [])), ("mean D(G(z))", steps, log.get("d_fake", []))],
+                   "discriminator outputs", ylim=(0.0, 1.0), hline=0.5),
+    ]) if steps else '<p class="muted">No log.csv rows yet.</p>'
+    grids = _epoch_grids(run_dir)
+    gallery_items = [(f"epoch {e}", p) for e, p in _evenly(grids, MAX_GALLERY)]
+    if (run_dir / "samples" / "final.png").is_file():
+        gallery_items.append(("final", run_dir / "samples" / "final.png"))
+    figures = "".join(f'<figure><img class="px" alt="{escape(cap)} samples" src="'
+                      f'{_data_uri(p.read_bytes(), "image/png")}"><figcaption>{escape(cap)}</figcaption></figure>'
+                      for cap, p in gallery_items)
+    anim = training_gif([p for _, p in _evenly(grids, max_frames)]) if len(grids) > 1 else None
+    anim_html = (f'<figure><img class="px" style="width:384px" alt="training animation" '
+                 f'src="{_data_uri(anim, "image/gif")}"><figcaption>the same z at each of '
+                 f'{min(len(grids), max_frames)} epochs</figcaption></figure>' if anim else
+                 '<p class="muted">Fewer than two epoch grids: no animation.</p>')
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)} - gankit report</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<style>{STYLE}</style></head><body>
+<h1>{escape(title)}</h1>
+<p class="muted">gankit report of {escape(str(run_dir))}, written {time.strftime('%Y-%m-%d %H:%M')}</p>
+<h2>At a glance</h2>{glance}
+<h2>Training curves</h2><div class="charts">{curves}</div>
+<h2>Evaluation metrics</h2>{_metric_charts(metrics)}
+<h2>Samples across training</h2><div class="gallery">{figures or '<p class="muted">No sample grids.</p>'}</div>
+<h2>Training animation</h2>{anim_html}
+<h2>Config</h2><pre>{escape(json.dumps(config, indent=2, sort_keys=True))}</pre>
+</body></html>
+"""
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, max_frames: int = 60) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``); returns the path."""
+    html = build_report(run_dir, max_frames=max_frames)
+    path = Path(out).expanduser() if out is not None else Path(run_dir).expanduser() / "report.html"
+    return atomic_write_text(path, html)
