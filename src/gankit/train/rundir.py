@@ -110,7 +110,10 @@ class StepLog:
                 for r in rows:
                     f.write(f"{r[0]},{r[1]}," + ",".join(f"{v:.6g}" for v in r[2:]) + "\n")
         except OSError as e:
-            raise GankitError(f"cannot append to {self.path}: {e.strerror}") from None
+            import errno
+
+            what = "the disk is full" if e.errno == errno.ENOSPC else e.strerror
+            raise GankitError(f"cannot append to {self.path}: {what}; the last checkpoint is unchanged") from None
 
 
 def read_log(path: Path) -> dict[str, list[float]]:
