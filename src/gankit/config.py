@@ -27,7 +27,9 @@ class DataConfig:
     """Where the training images come from.
 
     ``name``: ``auto`` (MNIST if present or downloadable, else ``digits``), ``mnist``, ``fashion-mnist``,
-    ``digits``, ``idx`` (any folder of MNIST-format files, needs ``dir``) or ``folder`` (images, needs ``dir``).
+    ``digits``, ``idx`` (any folder of MNIST-format files, needs ``dir``), ``folder`` (images, needs ``dir``),
+    ``cifar10`` (the python pickle batches), ``stacked-mnist`` (3 digits of ``base`` per image, generated),
+    or the generated mixtures ``ring8``, ``grid25`` (2-D points) and ``mog1d`` (1-D).
     """
 
     name: str = "auto"
@@ -156,6 +158,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch (0 = torch's choice)
     progress: bool = True  # show a progress bar
+    nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry
 
     def __post_init__(self) -> None:
         _check(self.batch_size > 0, f"train.batch_size must be positive, got {self.batch_size}")
@@ -169,6 +172,8 @@ class TrainConfig:
         _check(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(1 <= self.grid_size <= 1024, f"train.grid_size must be in [1, 1024], got {self.grid_size}")
         _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        _check(0 <= self.nonfinite_retries <= 20,
+               f"train.nonfinite_retries must be in [0, 20], got {self.nonfinite_retries}")
 
 
 @dataclass(frozen=True)

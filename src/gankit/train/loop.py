@@ -118,6 +118,7 @@ class Trainer:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.g_lr, **adam_kw)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.d_lr, **adam_kw)
         self._setup_zoo()
+        self.lr_scale = 1.0  # halved by each non-finite rollback
         self.steps_per_epoch = len(self.data) // (cfg.train.batch_size * cfg.train.d_steps)
         if self.steps_per_epoch == 0:
             raise GankitError(f"dataset {self.data.name} ({len(self.data)} images) is too small for one step of "
@@ -168,6 +169,7 @@ class Trainer:
             "dataset": self.data.name, "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
             "epoch": self.epoch, "steps_per_epoch": self.steps_per_epoch, "rng": rng, "versions": versions(),
+            "lr_scale": self.lr_scale,
             **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
         }
 
@@ -182,6 +184,7 @@ class Trainer:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.step = int(state["step"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
         torch.set_rng_state(state["rng"]["torch"])
         self.noise.set_state(state["rng"]["noise"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
@@ -210,7 +213,8 @@ class Trainer:
         if len(self.img_shape) == 1:  # points of a toy mixture: a scatter plot of 2,500 fixed-z samples
             from ..data.toy import save_points_png
 
-            z = torch.randn(2500, self.cfg.model.z_dim, generator=torch.Generator().manual_seed(self.cfg.train.seed + 2))
+            g = torch.Generator().manual_seed(self.cfg.train.seed + 2)
+            z = torch.randn(2500, self.cfg.model.z_dim, generator=g)
             return save_points_png(self.sample_fixed(z.to(self.device)), self.run_dir / "samples" / name)
         return save_grid(to_numpy_uint8(self.sample_fixed()), self.run_dir / "samples" / name)
 
@@ -269,7 +273,7 @@ class Trainer:
         self.G_ema = make_ema(self.G) if cfg.optim.ema_beta > 0 else None
         self.two_pass = has_batch_coupling(self.D)  # batch norm in D: real and fake must not share a batch
         # The seed's exact step (single D pass) serves every run that uses none of the options below.
-        self.plain = (m.cond == "none" and not self.two_pass and not self.augment and L.gp_weight == 0
+        self.plain = (m.cond == "none" and m.pack == 1 and not self.two_pass and not self.augment and L.gp_weight == 0
                       and L.r1_gamma == 0 and L.instance_noise == 0 and self.G_ema is None
                       and cfg.optim.lr_schedule == "constant")
 
@@ -292,7 +296,7 @@ class Trainer:
         if cfg.optim.lr_schedule == "linear":
             for opt, lr in ((self.opt_G, cfg.optim.g_lr), (self.opt_D, cfg.optim.d_lr)):
                 for group in opt.param_groups:
-                    group["lr"] = lr * (1.0 - frac)
+                    group["lr"] = lr * self.lr_scale * (1.0 - frac)
         sigma = L.instance_noise * (1.0 - frac)
         for i, real_u8 in enumerate(batches):
             real = to_unit_range(real_u8)
@@ -359,6 +363,7 @@ class Trainer:
         old_handlers = self._install_signal_handlers()
         perm_epoch, perm = -1, None
         t0, imgs0 = time.perf_counter(), 0
+        self._good, self._retries = self._snapshot(), 0
         try:
             while self.step < self.total_steps and self._stop_signal is None:
                 epoch, pos = divmod(self.step, self.steps_per_epoch)
@@ -376,7 +381,11 @@ class Trainer:
                 epoch_done = self.step % self.steps_per_epoch == 0
                 if len(buf_steps) == t.log_every or epoch_done or self.step == self.total_steps:
                     vals = buf[: len(buf_steps)].cpu().tolist()  # the only host sync
-                    self._check_finite(vals, buf_steps)
+                    bad = self._first_nonfinite(vals, buf_steps)
+                    if bad is not None:
+                        self._rollback(bad)
+                        buf_steps, perm_epoch = [], -1
+                        continue
                     rows = [(s, e, *v) for (s, e), v in zip(buf_steps, vals)]
                     self.steplog.append(rows)
                     for r in rows:
@@ -388,6 +397,7 @@ class Trainer:
                                        "d_real": last[4], "d_fake": last[5], "img_per_s": imgs0 / max(elapsed, 1e-9)}
                     bar.update(len(rows), self.last_stats)
                     buf_steps = []
+                    self._good = self._snapshot()
                     self._fire("on_log")
                 if epoch_done:
                     self._end_of_epoch(self.step // self.steps_per_epoch)
@@ -419,12 +429,47 @@ class Trainer:
             self.save(f"epoch_{epoch:04d}.pt")
         self._fire("on_epoch_end")
 
-    def _check_finite(self, vals: list[list[float]], steps: list[tuple[int, int]]) -> None:
+    def _first_nonfinite(self, vals: list[list[float]], steps: list[tuple[int, int]]) -> tuple[int, list] | None:
         for (s, _), v in zip(steps, vals):
             if not all(math.isfinite(x) for x in v):
-                self.save(f"nonfinite_step_{s}.pt")
-                raise GankitError(f"non-finite loss at step {s} (d_loss={v[0]}, g_loss={v[1]}); the state is in "
-                                  f"{self.run_dir / 'checkpoints'}; try a lower learning rate")
+                return s, v
+        return None
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The last known-good training state, in memory (cheap next to ``log_every`` steps)."""
+        import copy
+
+        mods = {"G": self.G, "D": self.D, "opt_G": self.opt_G, "opt_D": self.opt_D}
+        if self.G_ema is not None:
+            mods["G_ema"] = self.G_ema
+        snap = {k: copy.deepcopy(m.state_dict()) for k, m in mods.items()}
+        snap.update(step=self.step, noise=self.noise.get_state(), torch=torch.get_rng_state())
+        return snap
+
+    def _rollback(self, bad: tuple[int, list]) -> None:
+        """Non-finite loss: restore the last good state and halve the learning rates, a bounded number of
+        times; then stop with a message saying what happened and where."""
+        s, v = bad
+        t = self.cfg.train
+        if self._retries >= t.nonfinite_retries:
+            self.save(f"nonfinite_step_{s}.pt")
+            raise GankitError(f"non-finite loss at step {s} (d_loss={v[0]}, g_loss={v[1]}) after "
+                              f"{self._retries} rollbacks with halved learning rates; the state is in "
+                              f"{self.run_dir / 'checkpoints'}; try a lower learning rate or another loss")
+        self._retries += 1
+        snap = self._good
+        for k in ("G", "D", "opt_G", "opt_D", "G_ema"):
+            if k in snap:
+                getattr(self, k).load_state_dict(snap[k])
+        self.step = snap["step"]
+        self.noise.set_state(snap["noise"])
+        torch.set_rng_state(snap["torch"])
+        self.lr_scale *= 0.5
+        for opt in (self.opt_G, self.opt_D):
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+        self.log(f"non-finite loss at step {s} (d_loss={v[0]:.4g}, g_loss={v[1]:.4g}): rolled back to step "
+                 f"{self.step} and halved the learning rates (retry {self._retries} of {t.nonfinite_retries})")
 
 
 def _count(m: torch.nn.Module) -> int:
