@@ -97,3 +97,9 @@ def test_presets_lists_seed(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert any(ln.split()[0] == "seed" and "tutorial" in ln for ln in lines)
     assert len(lines) == len(gankit.config.list_presets())
+
+
+def test_abbreviated_options_are_not_guessed(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--epoch", "3", "--dry-run"]) == 2
+    assert "unrecognized argument '--epoch'" in capsys.readouterr().err

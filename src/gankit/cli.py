@@ -37,12 +37,13 @@ Run 'gankit COMMAND --help' for a command's options.
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gankit", description="Train, sample and study GANs, offline-first.",
+                                allow_abbrev=False,
                                 epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a GAN", epilog=TRAIN_EXAMPLES,
+    t = sub.add_parser("train", help="train a GAN", epilog=TRAIN_EXAMPLES, allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--preset", default="seed", help=f"named preset ({', '.join(list_presets())}); default seed")
     t.add_argument("--dataset", help="auto, mnist, fashion-mnist, digits, idx, folder (default auto)")
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels (slower); CPU runs are reproducible without it")
     t.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard (TensorBoard format)")
     t.add_argument("--eval-every", type=int, default=0, metavar="K",
                    help="every K epochs, score G and append to RUN_DIR/metrics.jsonl (see 'gankit eval')")
@@ -63,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
     s = sub.add_parser("sample", help="write samples of a trained generator", epilog=SAMPLE_EXAMPLES,
+                       allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
@@ -134,6 +138,8 @@ def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | N
         flags["train.device"] = args.device
     if args.no_progress:
         flags["train.progress"] = False
+    if args.deterministic:
+        flags["train.deterministic"] = True
     flags.update(parse_overrides(extra))
     return cfg.with_overrides(flags)
 

@@ -158,6 +158,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch (0 = torch's choice)
     progress: bool = True  # show a progress bar
+    deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs are deterministic anyway
     nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry
 
     def __post_init__(self) -> None:

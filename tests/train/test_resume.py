@@ -127,3 +127,16 @@ def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
     assert ref.wait(timeout=300) == 0
     assert_same_state(tmp_path / "ref", out)
     assert (tmp_path / "ref" / "log.csv").read_text() == (out / "log.csv").read_text()
+
+
+def test_deterministic_switch_turns_on_deterministic_kernels(tmp_path):
+    from gankit.train.loop import Trainer
+
+    seen = []
+    try:
+        tr = Trainer(cfg(5, **{"train.deterministic": True}), tmp_path / "r", log=quiet)
+        tr.add_callback("on_log", lambda t: seen.append(torch.are_deterministic_algorithms_enabled()))
+        tr.fit()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert seen and all(seen)

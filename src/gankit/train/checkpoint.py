@@ -48,8 +48,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GankitError(f"{p}: not a readable checkpoint (truncated or corrupted?): {first[:200]}") from None
+        text = str(e)
+        if "weights_only" in text or "Unsupported global" in text:
+            why = "it holds pickled objects gankit never loads (not a gankit checkpoint?)"
+        elif "zip archive" in text or "central directory" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
+            why = "the archive is cut short or damaged"
+        else:
+            why = (text.strip().splitlines() or [type(e).__name__])[0][:120]
+        raise GankitError(f"{p}: not a readable checkpoint (truncated or corrupted?): {why}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GankitError(f"{p}: not a gankit checkpoint")
     version = state.get("format_version")

@@ -99,6 +99,12 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        if cfg.train.deterministic:  # GPU kernels with atomics (scatter-add, some convolutions) become exact
+            import os
+
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
         # Everything that can fail on bad input happens before the run folder is touched.
         self.data = (dataset if dataset is not None else load_dataset(cfg.data, log=log)).to(self.device)
         if len(self.data) < cfg.train.batch_size:
