@@ -140,3 +140,19 @@ def test_deterministic_switch_turns_on_deterministic_kernels(tmp_path):
     finally:
         torch.use_deterministic_algorithms(False)
     assert seen and all(seen)
+
+
+@pytest.mark.parametrize("n", [7, 12])  # digits at batch 128: 14 steps per epoch; 2n = 14 and 24
+def test_conv_preset_resumes_bit_for_bit(tmp_path, n):
+    """dcgan-mnist (BatchNorm running stats, two-pass D) with tiny widths on digits, across an epoch boundary."""
+    def dc(steps):
+        return gankit.preset("dcgan-mnist").with_overrides({
+            "data.name": "digits", "train.steps": steps, "train.progress": False, "train.batch_size": 128,
+            "model.g_channels": 4, "model.d_channels": 4, "train.sample_every": 0, "train.checkpoint_every": 0,
+            "train.log_every": 5})
+    full = gankit.train(dc(2 * n), tmp_path / "full", log=quiet)
+    gankit.train(dc(n), tmp_path / "split", log=quiet)
+    resumed = gankit.train(dc(2 * n), tmp_path / "split", resume=True, log=quiet)
+    assert resumed.step == 2 * n
+    assert_same_state(full.checkpoint(), resumed.checkpoint())
+    assert (tmp_path / "full" / "log.csv").read_text() == (tmp_path / "split" / "log.csv").read_text()
