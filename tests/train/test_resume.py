@@ -156,3 +156,20 @@ def test_conv_preset_resumes_bit_for_bit(tmp_path, n):
     assert resumed.step == 2 * n
     assert_same_state(full.checkpoint(), resumed.checkpoint())
     assert (tmp_path / "full" / "log.csv").read_text() == (tmp_path / "split" / "log.csv").read_text()
+
+
+def test_python_and_numpy_rng_states_survive_resume(tmp_path):
+    import random
+
+    import numpy as np
+
+    random.seed(5)
+    np.random.seed(6)
+    gankit.train(cfg(3), tmp_path / "r", log=quiet)
+    expect = (random.random(), np.random.rand())
+    random.seed(99)
+    np.random.seed(99)
+    from gankit.train.loop import Trainer
+
+    Trainer(cfg(3), tmp_path / "r", resume=True, log=quiet)  # restores the states saved at step 3
+    assert (random.random(), np.random.rand()) == expect

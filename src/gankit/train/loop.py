@@ -167,7 +167,7 @@ class Trainer:
         return self.step // self.steps_per_epoch
 
     def state_dict(self) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
+        rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state(), **_host_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
@@ -193,6 +193,7 @@ class Trainer:
         self.lr_scale = float(state.get("lr_scale", 1.0))
         torch.set_rng_state(state["rng"]["torch"])
         self.noise.set_state(state["rng"]["noise"])
+        _set_host_rng_state(state["rng"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.log(f"resuming {self.run_dir} at step {self.step} (epoch {self.epoch}) of {self.total_steps}")
@@ -476,6 +477,31 @@ class Trainer:
                 group["lr"] *= 0.5
         self.log(f"non-finite loss at step {s} (d_loss={v[0]:.4g}, g_loss={v[1]:.4g}): rolled back to step "
                  f"{self.step} and halved the learning rates (retry {self._retries} of {t.nonfinite_retries})")
+
+
+def _host_rng_state() -> dict[str, Any]:
+    """Python's and numpy's global RNG states as plain data (gankit draws nothing from them, user hooks may)."""
+    import random
+
+    import numpy as np
+
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(words), gauss],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+
+
+def _set_host_rng_state(rng: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    if "python" in rng:
+        version, words, gauss = rng["python"]
+        random.setstate((version, tuple(words), gauss))
+    if "numpy" in rng:
+        kind, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
 def _count(m: torch.nn.Module) -> int:
