@@ -3,7 +3,6 @@ suite behaves the same on a machine with or without datasets installed (tests th
 Fashion-MNIST files ask for the ``fashion_dir`` fixture)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,9 @@ import torch
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: the suite's models are tiny, and several OpenMP threads slow small matmuls badly whenever another
+# process (a subprocess test, a neighbour on a shared machine) wants the cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Any
@@ -16,6 +17,7 @@ examples:
   gankit train --dataset digits --steps 200 --train.log_every 20 --out runs/tiny
   gankit train --optim.g_lr 2e-4 --loss.real_target 1.0 --model.g_hidden 256,256 --dry-run
   gankit train --resume runs/fm --epochs 10      # continue a run to 10 epochs
+  gankit train --dataset digits --steps 100 --nproc 2 --out runs/ddp   # 2 processes (torch.distributed)
 
 Any config field is an option: --SECTION.FIELD VALUE (sections: data, model, loss, optim, train).
 """
@@ -64,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="every K epochs, score G and append to RUN_DIR/metrics.jsonl (see 'gankit eval')")
     t.add_argument("--eval-metrics", default="fd5k", help="metrics for --eval-every (default fd5k)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N processes on this machine (torchrun; --batch-size is the global batch)")
 
     s = sub.add_parser("sample", help="write samples of a trained generator", epilog=SAMPLE_EXAMPLES,
                        allow_abbrev=False,
@@ -191,8 +195,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         result = _train(args, cfg, out, overwrite=args.overwrite)
     if result.interrupted:
         return 130
-    print(f"done: {result.step} steps; samples in {result.run_dir / 'samples'}; "
-          f"checkpoint {result.checkpoint()}")
+    if int(os.environ.get("RANK", "0") or 0) == 0:  # under torchrun, rank 0 speaks for the run
+        print(f"done: {result.step} steps; samples in {result.run_dir / 'samples'}; "
+              f"checkpoint {result.checkpoint()}")
     return 0
 
 
@@ -212,6 +217,18 @@ def cmd_presets() -> int:
     return 0
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
@@ -228,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         if extra and args.command != "train":
             raise GankitError(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "train":
+            if args.nproc is not None and "WORLD_SIZE" not in os.environ and not args.dry_run:
+                from .train.distributed import launch
+
+                build_config(args, extra)  # bad options fail here, before any process starts
+                return launch(args.nproc, _without_nproc(argv))
             return cmd_train(args, extra)
         if args.command == "sample":
             return cmd_sample(args)
