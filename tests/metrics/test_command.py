@@ -1,0 +1,91 @@
+"""The CLI: 'gankit eval', 'gankit evaluator', 'gankit train --eval-every', and the --help examples."""
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from gankit import api
+from gankit.cli import main
+from gankit.metrics import command as eval_command
+from gankit.metrics import evaluator_command
+
+
+@pytest.fixture
+def digits_run(tmp_path, digits_evaluator):
+    cfg = api.preset("seed").with_overrides({"data.name": "digits", "train.steps": 20, "train.progress": False,
+                                             "train.sample_every": 0})
+    api.train(cfg, tmp_path / "run", log=lambda *_: None)
+    return tmp_path / "run"
+
+
+def test_eval_writes_a_report_with_counts_floor_and_checksum(digits_run, tmp_path, capsys, digits_evaluator):
+    out = tmp_path / "eval.json"
+    rc = main(["eval", str(digits_run), "--metrics", "fd,kid,is,pr,dc,classes", "--n", "300", "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "fd300" in text and "pr300_k3" in text and "N_fake 300" in text and "real-vs-real floor" in text
+    assert digits_evaluator.card["sha256"][:16] in text
+    report = json.loads(out.read_text())
+    fd = report["metrics"]["fd300"]
+    assert fd["n_fake"] == 300 and fd["n_real"] == 297 and fd["floor"]["n_fake"] == 300
+    assert fd["fd"] > fd["floor"]["fd"]  # 20 steps of training are far from the real-vs-real floor
+    assert report["evaluator"]["test_accuracy"] == digits_evaluator.card["test_accuracy"]
+    assert report["run"]["step"] == 20
+
+
+def test_eval_errors_are_one_line(digits_run, capsys):
+    assert main(["eval", str(digits_run), "--metrics", "fid"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown metric 'fid'" in err and err.count("\n") == 1
+    assert main(["eval", str(digits_run), "--metrics", "fd", "--n", "1"]) == 2
+    assert "--n must be at least 2" in capsys.readouterr().err
+
+
+def test_inception_metrics_say_why_they_cannot_run(digits_run, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("torch_fidelity") is not None:
+        pytest.skip("torch-fidelity is installed here")
+    assert main(["eval", str(digits_run), "--metrics", "ifid", "--n", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "torch-fidelity" in err and "not installed" in err and err.count("\n") == 1
+
+
+def test_evaluator_command_train_show_list(isolated_data_env, digits_evaluator, capsys):
+    assert main(["evaluator", "show", "--dataset", "digits"]) == 0
+    assert digits_evaluator.card["sha256"] in capsys.readouterr().out
+    assert main(["evaluator", "list"]) == 0
+    assert "digits" in capsys.readouterr().out
+    assert main(["evaluator", "train", "--dataset", "digits"]) == 0  # cached: prints the card, no training
+    assert "test accuracy" in capsys.readouterr().out
+    assert main(["evaluator", "show"]) == 2
+    assert "needs --dataset" in capsys.readouterr().err
+
+
+def test_train_eval_every_appends_to_metrics_jsonl(tmp_path, digits_evaluator, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--dataset", "digits", "--epochs", "2", "--no-progress", "--out", str(out),
+               "--eval-every", "1", "--eval-metrics", "fd300,classes300", "--train.sample_every", "0"])
+    assert rc == 0
+    lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    assert lines[0]["metrics"]["fd300"]["n_fake"] == 300 and lines[0]["metrics"]["fd300"]["floor"]["fd"] > 0
+    assert lines[1]["evaluator"] == digits_evaluator.card["sha256"]
+    assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "r2"), "--eval-every", "1",
+                 "--eval-metrics", "nope"]) == 2
+    assert "unknown metric 'nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", [eval_command, evaluator_command])
+def test_help_examples_parse(module):
+    from gankit.cli import _parser
+
+    parser = _parser()
+    for line in module.EXAMPLES.splitlines():
+        line = line.strip()
+        if line.startswith("gankit "):
+            argv = shlex.split(line.split("#")[0])[1:]
+            args, extra = parser.parse_known_args(argv)
+            assert args.command == module.NAME and extra == []
