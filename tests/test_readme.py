@@ -22,7 +22,11 @@ def test_readme_shell_examples(tmp_path, monkeypatch):
     lines = [ln.split("  #")[0].strip() for b in blocks("bash") for ln in b.splitlines()]
     cmds = [shlex.split(ln)[1:] for ln in lines if ln.startswith("gankit ")]
     assert len(cmds) >= 7
+    # `serve` runs until stopped and `theory` takes a minute: tests/serve and tests/theory run those commands
+    covered_elsewhere = {"serve", "theory"}
     for args in cmds:
+        if args[0] in covered_elsewhere:
+            continue
         if args[0] == "train":
             args = args + ["--dry-run"]
         assert cli.main(args) == 0, args

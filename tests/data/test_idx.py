@@ -258,3 +258,10 @@ def test_property_mutated_files_give_gankit_error_or_data(arr, ops, compress, mu
             assert str(e).startswith(f"{path}: ") and "\n" not in str(e)
             return
     assert isinstance(out, np.ndarray) and out.ndim >= 1
+
+
+def test_zero_sized_header_with_a_huge_dimension_is_refused():
+    # found by hypothesis: (0, 2**32 - 1, 5, 2**32 - 1) holds no elements, yet numpy cannot even shape it
+    head = bytes([0, 0, 8, 4]) + b"".join(int(d).to_bytes(4, "big") for d in (0, 2**32 - 1, 5, 2**32 - 1))
+    with pytest.raises(GankitError, match="absurd size"):
+        parse_idx(head)

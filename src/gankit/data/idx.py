@@ -56,10 +56,11 @@ def parse_idx(buf: bytes, name: str = "<bytes>") -> np.ndarray:
         raise GankitError(f"{name}: truncated header ({len(buf)} bytes, need {header})")
     shape = tuple(int.from_bytes(buf[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[buf[2]])
-    count = 1
+    count, nonzero = 1, 1
     for s in shape:
         count *= s
-    if count > MAX_ELEMENTS:
+        nonzero *= max(s, 1)  # numpy refuses shapes like (0, 2**32) too, though they hold nothing
+    if count > MAX_ELEMENTS or nonzero > MAX_ELEMENTS:
         raise GankitError(f"{name}: header claims an absurd size {shape}")
     expected = header + count * dtype.itemsize
     if len(buf) < expected:

@@ -1,0 +1,98 @@
+"""The two reference training loops gankit's speed is measured against (same model, same math).
+
+(a) ``careful_eager``: the whole data set preloaded as one float tensor, ``randint`` batches, one D and one G
+    step, no host sync for logging — what a careful PyTorch user writes.
+(b) ``tutorial``: a ``DataLoader`` over a ``Dataset`` that scales each item in ``__getitem__``, ``.item()``
+    logging every step — the shape of the popular PyTorch GAN collections' loops.
+Both build the seed model through gankit's registry so the arithmetic is identical; only the loop differs.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from gankit.config import RunConfig
+from gankit.models import build_discriminator, build_generator
+
+
+def _models(cfg: RunConfig, shape):
+    torch.manual_seed(0)
+    G, D = build_generator(cfg.model, shape), build_discriminator(cfg.model, shape)
+    o = cfg.optim
+    opt_g = torch.optim.Adam(G.parameters(), lr=o.g_lr, betas=(o.beta1, o.beta2), eps=o.eps)
+    opt_d = torch.optim.Adam(D.parameters(), lr=o.d_lr, betas=(o.beta1, o.beta2), eps=o.eps)
+    return G, D, opt_g, opt_d
+
+
+def careful_eager(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[float]) -> None:
+    """Run ``steps`` steps; append the wall time of each block of 50 steps to ``windows``."""
+    shape = tuple(images_u8.shape[1:])
+    G, D, opt_g, opt_d = _models(cfg, shape)
+    data = images_u8.float() / 127.5 - 1  # preloaded once
+    B, z_dim, t = cfg.train.batch_size, cfg.model.z_dim, cfg.loss.real_target
+    t0 = time.perf_counter()
+    for i in range(steps):
+        real = data[torch.randint(0, data.shape[0], (B,))]
+        z = torch.randn(B, z_dim)
+        fake = G(z)
+        dr, df = D(real), D(fake.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, t))
+                  + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        gl = D(fake)
+        g_loss = F.binary_cross_entropy_with_logits(gl, torch.ones_like(gl))
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        if (i + 1) % 50 == 0:
+            now = time.perf_counter()
+            windows.append(now - t0)
+            t0 = now
+
+
+class _ScaledItems(torch.utils.data.Dataset):
+    def __init__(self, images_u8):
+        self.images = images_u8
+
+    def __len__(self):
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        return self.images[i].float() / 255.0 * 2 - 1  # per-item transform, like ToTensor + Normalize
+
+
+def tutorial(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[float]) -> None:
+    shape = tuple(images_u8.shape[1:])
+    G, D, opt_g, opt_d = _models(cfg, shape)
+    B, z_dim, t = cfg.train.batch_size, cfg.model.z_dim, cfg.loss.real_target
+    loader = torch.utils.data.DataLoader(_ScaledItems(images_u8), batch_size=B, shuffle=True, drop_last=True)
+    losses = []
+    done = 0
+    t0 = time.perf_counter()
+    while done < steps:
+        for real in loader:
+            z = torch.randn(B, z_dim)
+            fake = G(z)
+            dr, df = D(real), D(fake.detach())
+            d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, t))
+                      + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            gl = D(fake)
+            g_loss = F.binary_cross_entropy_with_logits(gl, torch.ones_like(gl))
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+            losses.append((d_loss.item(), g_loss.item()))  # per-step host sync for logging
+            done += 1
+            if done % 50 == 0:
+                now = time.perf_counter()
+                windows.append(now - t0)
+                t0 = now
+            if done >= steps:
+                break
