@@ -36,9 +36,14 @@ def test_truncated_checkpoint(run, tmp_path, capsys):
 
 
 def test_random_bytes_and_foreign_files(tmp_path, capsys):
+    import random
+
     bad = tmp_path / "junk.pt"
-    bad.write_bytes(os.urandom(5000))
-    assert "not a readable checkpoint" in _cli_error(["sample", str(bad), "--out", str(tmp_path / "o.npz")], capsys)
+    for seed in range(40):  # random bytes reach many corners of the unpickler
+        rng = random.Random(seed)
+        bad.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 5000))))
+        err = _cli_error(["sample", str(bad), "--out", str(tmp_path / "o.npz")], capsys)
+        assert "not a readable checkpoint" in err
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(3)}}, foreign)
     assert "not a gankit checkpoint" in _cli_error(["sample", str(foreign), "--out", str(tmp_path / "o.npz")], capsys)
