@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
-    sub.add_parser("presets", help="list the named presets")
+    sub.add_parser("presets", help="list the named presets", formatter_class=argparse.RawDescriptionHelpFormatter,
+                   epilog="examples:\n  gankit presets\n  gankit train --preset seed-plus --dataset fashion-mnist"
+                          " --dry-run\n")
     for module in _command_modules():
         module.add_parser(sub)
     return p
