@@ -26,12 +26,17 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_help_works_for_every_command(capsys):
-    for args in (["--help"], ["train", "--help"], ["sample", "--help"]):
+def test_help_works_and_shows_examples_for_every_command(capsys):
+    import argparse
+
+    parser = cli._parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"train", "sample", "presets", "eval", "theory", "serve", "report"} <= set(sub.choices)
+    for args in [["--help"]] + [[name, "--help"] for name in sub.choices]:
         with pytest.raises(SystemExit) as e:
             cli.main(args)
         assert e.value.code == 0
-    assert "examples:" in capsys.readouterr().out
+        assert "examples:" in capsys.readouterr().out, args
 
 
 def test_train_help_examples_parse(in_tmp, capsys):
