@@ -26,6 +26,23 @@ def _models(cfg: RunConfig, shape):
     return G, D, opt_g, opt_d
 
 
+def _step(G, D, opt_g, opt_d, real, z, real_target):
+    """One D and one G step written the plain way: two D passes, D's weight gradients computed in the G step."""
+    fake = G(z)
+    dr, df = D(real), D(fake.detach())
+    d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, real_target))
+              + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    gl = D(fake)
+    g_loss = F.binary_cross_entropy_with_logits(gl, torch.ones_like(gl))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss, g_loss
+
+
 def careful_eager(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[float]) -> None:
     """Run ``steps`` steps; append the wall time of each block of 50 steps to ``windows``."""
     shape = tuple(images_u8.shape[1:])
@@ -35,19 +52,7 @@ def careful_eager(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: 
     t0 = time.perf_counter()
     for i in range(steps):
         real = data[torch.randint(0, data.shape[0], (B,))]
-        z = torch.randn(B, z_dim)
-        fake = G(z)
-        dr, df = D(real), D(fake.detach())
-        d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, t))
-                  + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        gl = D(fake)
-        g_loss = F.binary_cross_entropy_with_logits(gl, torch.ones_like(gl))
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
+        _step(G, D, opt_g, opt_d, real, torch.randn(B, z_dim), t)
         if (i + 1) % 50 == 0:
             now = time.perf_counter()
             windows.append(now - t0)
@@ -75,19 +80,7 @@ def tutorial(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[
     t0 = time.perf_counter()
     while done < steps:
         for real in loader:
-            z = torch.randn(B, z_dim)
-            fake = G(z)
-            dr, df = D(real), D(fake.detach())
-            d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, t))
-                      + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
-            opt_d.zero_grad()
-            d_loss.backward()
-            opt_d.step()
-            gl = D(fake)
-            g_loss = F.binary_cross_entropy_with_logits(gl, torch.ones_like(gl))
-            opt_g.zero_grad()
-            g_loss.backward()
-            opt_g.step()
+            d_loss, g_loss = _step(G, D, opt_g, opt_d, real, torch.randn(B, z_dim), t)
             losses.append((d_loss.item(), g_loss.item()))  # per-step host sync for logging
             done += 1
             if done % 50 == 0:

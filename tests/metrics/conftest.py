@@ -1,19 +1,10 @@
-"""Fixtures for the metrics tests: one thread (the suite shares busy cores, where a second OpenMP thread
-spin-waits and runs small matmuls many times slower), and a digits evaluator trained once per session."""
+"""Fixtures for the metrics tests: a digits evaluator trained once per session (tests/conftest.py already
+runs the suite on one torch thread)."""
 from __future__ import annotations
 
 import shutil
 
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +13,9 @@ def digits_evaluator_dir(tmp_path_factory):
     from gankit.metrics.evaluator import train_evaluator
 
     root = tmp_path_factory.mktemp("evaluator_cache")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANKIT_CACHE", str(root))
         train_evaluator("digits", log=lambda *_: None)
-    torch.set_num_threads(before)
     return root / "evaluators" / "digits"
 
 
