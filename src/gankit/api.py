@@ -61,7 +61,9 @@ class LoadedGenerator:
         self.step = int(state.get("step", 0))
         self.device = torch.device(device)
         self.G = build_generator(self.config.model, self.img_shape)
-        load_state_strict(self.G, state["G"], "G", path)
+        # G_ema (an average of G's weights, kept when optim.ema_beta > 0) samples better than G: prefer it
+        self.weights = "G_ema" if "G_ema" in state else "G"
+        load_state_strict(self.G, state[self.weights], self.weights, path)
         self.G.to(self.device).eval()
 
     @property
@@ -69,17 +71,33 @@ class LoadedGenerator:
         return self.config.model.z_dim
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = 0, batch_size: int = 1000, z: torch.Tensor | None = None
-               ) -> torch.Tensor:
-        """``n`` samples as float32 (n, C, H, W) in [-1, 1]. The same ``seed`` gives the same samples."""
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 1000, z: torch.Tensor | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` samples as float32 (n, C, H, W) in [-1, 1]. The same ``seed`` gives the same samples.
+
+        A conditional G (``model.cond`` not none) takes ``labels``, int64 (n,) in [0, num_classes); without
+        them sample i gets class i mod num_classes."""
         if z is None:
             _check_count(n)
             z = latents(n, self.z_dim, seed)
-        out = [self.G(zb.to(self.device)).cpu() for zb in z.split(batch_size)]
+        k = self.config.model.num_classes if self.config.model.cond != "none" else 0
+        if k:
+            labels = torch.arange(z.shape[0]) % k if labels is None else torch.as_tensor(labels).long()
+            bad_range = labels.numel() > 0 and not 0 <= int(labels.min()) <= int(labels.max()) < k
+            if labels.shape != (z.shape[0],) or bad_range:
+                raise GankitError(f"labels must be {z.shape[0]} class indices in [0, {k}), got shape "
+                                  f"{tuple(labels.shape)}")
+            out = [self.G(zb.to(self.device), yb.to(self.device)).cpu()
+                   for zb, yb in zip(z.split(batch_size), labels.split(batch_size))]
+        else:
+            out = [self.G(zb.to(self.device)).cpu() for zb in z.split(batch_size)]
         return torch.cat(out) if out else torch.empty(0, *self.img_shape)
 
     def images(self, n: int, seed: int | None = 0) -> np.ndarray:
         """``n`` samples as uint8 numpy: (n, H, W) for grayscale, (n, H, W, C) for colour."""
+        if len(self.img_shape) != 3:
+            raise GankitError(f"{self.path}: this G draws points of shape {self.img_shape}, not images; use "
+                              f"gankit.load(...).sample(n) for the float points")
         x = to_numpy_uint8(self.sample(n, seed))  # (n, C, H, W)
         return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
 

@@ -224,8 +224,8 @@ _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 4
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
-    "seed-plus": ("the seed plus the cheapest fixes against its collapse: Adam beta1 0.5, lr 2e-4, G_ema",
-                  {"optim.beta1": 0.5, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4, "optim.ema_beta": 0.999}),
+    "seed-plus": ("the seed plus the cheapest fix against its collapse (docs/ZOO.md): dropout 0.3 in D",
+                  {"model.d_dropout": 0.3}),
     "dcgan-mnist": ("DCGAN (Radford et al. 2016) on 28x28 digits: BN, Adam 2e-4/0.5, batch 64, 20 epochs",
                     {**_DCGAN, "train.epochs": 20}),
     "wgan-gp-mnist": ("WGAN-GP (Gulrajani et al. 2017): DCGAN nets, layer norm in D, lambda 10, 5 critic steps",

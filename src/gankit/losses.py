@@ -39,10 +39,54 @@ def g_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
     return -F.softplus(fake_logits).mean()
 
 
+def d_least_squares(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, real_target: float = 1.0,
+                    fake_target: float = 0.0) -> torch.Tensor:
+    """LSGAN (Mao et al. 2017, a=0, b=1) on raw outputs:
+    ½E[(D(x) - real_target)²] + ½E[(D(G(z)) - fake_target)²]."""
+    return 0.5 * ((real_logits - real_target) ** 2).mean() + 0.5 * ((fake_logits - fake_target) ** 2).mean()
+
+
+def g_least_squares(fake_logits: torch.Tensor) -> torch.Tensor:
+    """LSGAN G (c=1): ½E[(D(G(z)) - 1)²]."""
+    return 0.5 * ((fake_logits - 1.0) ** 2).mean()
+
+
+def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, real_target: float = 1.0,
+            fake_target: float = 0.0) -> torch.Tensor:
+    """Hinge D (Lim & Ye 2017; SNGAN): E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]. Targets do not apply
+    (the config allows only 1 and 0)."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def g_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge and Wasserstein G: -E[D(G(z))]."""
+    return -fake_logits.mean()
+
+
+def d_wasserstein(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, real_target: float = 1.0,
+                  fake_target: float = 0.0) -> torch.Tensor:
+    """WGAN critic (Arjovsky et al. 2017): E[D(G(z))] - E[D(x)], the negated Wasserstein-1 estimate. Needs a
+    Lipschitz constraint (gradient penalty or spectral norm). Targets do not apply."""
+    return fake_logits.mean() - real_logits.mean()
+
+
 LOSSES: dict[str, tuple[Callable[..., torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
     "nonsaturating": (d_bce, g_nonsaturating),
     "minimax": (d_bce, g_minimax),
+    "least_squares": (d_least_squares, g_least_squares),
+    "hinge": (d_hinge, g_hinge),
+    "wasserstein": (d_wasserstein, g_hinge),
 }
+
+# Losses whose D objective has no targets: loss.real_target/fake_target must stay 1 and 0 with them.
+TARGETLESS = ("hinge", "wasserstein")
+
+
+def check_targets(name: str, real_target: float, fake_target: float) -> None:
+    """Hinge and Wasserstein have no targets: refuse smoothing values that would be silently ignored."""
+    if name in TARGETLESS and (real_target != 1.0 or fake_target != 0.0):
+        raise GankitError(f"loss {name!r} has no targets, but loss.real_target={real_target} and "
+                          f"loss.fake_target={fake_target}; set --loss.real_target 1.0 --loss.fake_target 0.0")
 
 
 def list_losses() -> list[str]:

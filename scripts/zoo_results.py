@@ -1,0 +1,278 @@
+"""Train the zoo's comparison runs and write docs/ZOO.md (every number in it comes from this script).
+
+Sections (each run's scores are cached as result.json in its run folder, so a rerun only retrains what is
+missing; pass --force to retrain):
+
+- ``toy``: ring8 and grid25, PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and the same networks without packing
+  (``--model.pack 1``: PacGAN's own "GAN" baseline), ``--seeds`` seeds each; 2,500 samples per run scored by
+  gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to the published table.
+- ``fashion``: Fashion-MNIST, ``seed`` vs ``seed-plus`` vs ``dcgan-mnist`` at an equal wall-clock budget:
+  FD, precision/recall (k 3) and class coverage in the domain classifier's features, 10,000 samples; a sample
+  grid of each.
+- ``ablation``: the seed with one cheap change at a time, same budget, to show which fixes make ``seed-plus``.
+
+Usage: python scripts/zoo_results.py [--sections toy,fashion,ablation] [--toy-steps N] [--seeds 5]
+       [--fashion-seconds S] [--ablation-seconds S] [--runs runs/zoo] [--out docs/ZOO.md]
+The protocol's full length is 400 epochs for the toys (--toy-steps 400000); the defaults are smaller so the
+whole script runs in about an hour on a few CPU cores, and the document states the budget it used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import gankit
+from gankit.config import DataConfig, preset_config
+from gankit.train.loop import Trainer
+
+FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist package
+# PROTOCOLS.md §1, quoted from the papers (modes, % high quality; ± where the paper gives it).
+PUBLISHED = [
+    ("GAN (VEEGAN Tab. 1)", "1 / 99.3", "3.3 / 0.5"),
+    ("Unrolled GAN (VEEGAN Tab. 1)", "7.6 / 35.6", "23.6 / 16"),
+    ("VEEGAN (VEEGAN Tab. 1)", "8 / 52.9", "24.6 / 40"),
+    ("WGAN-GP (GDPP Tab. 1)", "6.8 / 59.6", "24.2 / 28.7"),
+    ("GDPP (GDPP Tab. 1)", "8.0 / 71.7", "24.8 / 68.5"),
+    ("GAN (PacGAN Tab. 1)", "6.3±0.5 / 98.2±0.2", "17.3±0.8 / 94.8±0.7"),
+    ("PacGAN4 (PacGAN Tab. 1)", "7.8±0.1 / 95.9±1.4", "24.8±0.2 / 93.6±0.6"),
+]
+ABLATION = [  # (label, overrides on the seed): one cheap change each
+    ("seed", {}),
+    ("Adam β1 0.5, lr 2e-4", {"optim.beta1": 0.5, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4}),
+    ("G_ema 0.999", {"optim.ema_beta": 0.999}),
+    ("D dropout 0.3", {"model.d_dropout": 0.3}),
+    ("no label smoothing", {"loss.real_target": 1.0}),
+    ("G batch norm", {"model.g_norm": "batch"}),
+    ("Adam β1 0.5, lr 2e-4, G batch norm", {"optim.beta1": 0.5, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4,
+                                            "model.g_norm": "batch"}),
+]
+
+
+def _quiet(*_):
+    pass
+
+
+def _stop_after(seconds: float):
+    """An on_log hook that ends the run once ``seconds`` of training have passed (checkpoint and grid still
+    written by the trainer)."""
+    t0 = time.perf_counter()
+
+    def hook(trainer: Trainer) -> None:
+        if time.perf_counter() - t0 > seconds:
+            trainer.total_steps = trainer.step
+    return hook
+
+
+def _train(cfg, run_dir: Path, force: bool, seconds: float | None = None) -> tuple[Path, dict]:
+    result_file = run_dir / "result.json"
+    if result_file.is_file() and not force:
+        return run_dir, json.loads(result_file.read_text())
+    t = Trainer(cfg, run_dir, overwrite=True, log=_quiet)
+    if seconds is not None:
+        t.add_callback("on_log", _stop_after(seconds))
+    t0 = time.perf_counter()
+    r = t.fit()
+    return run_dir, _save(run_dir, {"steps": r.step, "seconds": round(time.perf_counter() - t0, 1)})
+
+
+def _save(run_dir: Path, info: dict) -> dict:
+    plain = json.dumps(info, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    (run_dir / "result.json").write_text(plain + "\n")
+    return info
+
+
+def _sampler(run_dir: Path, seed: int = 0):
+    G = gankit.load(run_dir)
+    gen = torch.Generator().manual_seed(seed)
+
+    def sample(n: int) -> torch.Tensor:
+        return G.sample(n, z=torch.randn(n, G.z_dim, generator=gen))
+    return sample
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _mean_se(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, float("nan")
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs))
+
+
+# ----------------------------------------------------------------------------------------------
+def run_toy(args) -> list[str]:
+    from gankit.metrics.mixtures import PROTOCOL_N, count_modes
+
+    rows = {}
+    for mix in ("ring8", "grid25"):
+        for label, over in ((f"pacgan-{mix}", {}), (f"pacgan-{mix} --model.pack 1", {"model.pack": 1})):
+            scores = []
+            for seed in range(args.seeds):
+                cfg = preset_config(f"pacgan-{mix}").with_overrides({
+                    **over, "train.seed": seed, "data.seed": seed, "train.steps": args.toy_steps,
+                    "train.epochs": None, "train.progress": False, "train.sample_every": 0,
+                    "train.device": args.device, "train.log_every": 100})
+                run_dir = args.runs / "toy" / f"{mix}-pack{cfg.model.pack}-seed{seed}"
+                run_dir, info = _train(cfg, run_dir, args.force)
+                if "modes" not in info:
+                    info.update(count_modes(_sampler(run_dir, seed)(PROTOCOL_N), mix))
+                    _save(run_dir, info)
+                scores.append(info)
+                print(f"toy {label} seed {seed}: {info['modes']} modes, {100 * info['high_quality']:.1f} % hq",
+                      flush=True)
+            rows[(mix, label)] = scores
+    lines = [f"## 2-D mixtures (PROTOCOLS.md §1)", "",
+             f"Budget: {args.toy_steps:,} steps of batch 100 per run (the protocol trains 400 epochs of 100,000 "
+             f"points = 400,000 steps), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); "
+             f"2,500 samples per run; mean ± standard error over seeds.", "",
+             "| method | ring8 modes (of 8) | ring8 % high quality | grid25 modes (of 25) | grid25 % high quality |",
+             "|---|---|---|---|---|"]
+    for kind, title in (("", "gankit pacgan-* (PacGAN4)"), (" --model.pack 1", "gankit pacgan-* --model.pack 1 (GAN)")):
+        cells = []
+        for mix in ("ring8", "grid25"):
+            s = rows[(mix, f"pacgan-{mix}{kind}")]
+            m, se = _mean_se([x["modes"] for x in s])
+            h, hse = _mean_se([100 * x["high_quality"] for x in s])
+            cells += [f"{m:.1f} ± {se:.1f}", f"{h:.1f} ± {hse:.1f}"]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines += ["", "Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |",
+              "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED]
+    lines += ["", "Per run (modes / % high quality / KL of the captured-mode histogram to uniform):", ""]
+    for (mix, label), s in rows.items():
+        lines.append(f"- `{label}`: " + "; ".join(f"{x['modes']}/{100 * x['high_quality']:.1f}%/KL {x['kl']:.3f}"
+                                                  for x in s))
+    return lines + [""]
+
+
+# ----------------------------------------------------------------------------------------------
+METRICS = "fd10k,pr10k_k3,classes10k"
+
+
+def _fashion_scores(run_dir: Path, ev, ref) -> dict:
+    from gankit.metrics.evaluate import evaluate
+
+    rep = evaluate(_sampler(run_dir), METRICS, evaluator=ev, reference=ref, n=10_000)
+    m = rep["metrics"]
+    hist = m["classes10k"]["histogram"]
+    return {"fd": m["fd10k"]["fd"], "fd_floor": (m["fd10k"].get("floor") or {}).get("fd"),
+            "precision": m["pr10k_k3"]["precision"], "recall": m["pr10k_k3"]["recall"],
+            "classes_reached": m["classes10k"]["classes_reached"],
+            "classes_over_2pct": sum(h >= 0.02 for h in hist), "kl_to_real": m["classes10k"]["kl_to_real"],
+            "evaluator": rep.get("evaluator", {})}
+
+
+def _fashion_runs(args, entries, seconds: float, folder: str, grids: bool) -> list[tuple[str, dict]]:
+    from gankit.data import load_dataset
+    from gankit.metrics.evaluate import Reference, parse_metrics
+    from gankit.metrics.evaluator import load_evaluator
+
+    data = DataConfig(name="fashion-mnist", dir=FASHION)
+    ev = None
+    train, test = load_dataset(data, log=_quiet), load_dataset(DataConfig(name="fashion-mnist", dir=FASHION,
+                                                                          split="test"), log=_quiet)
+    ref = None
+    out = []
+    for label, preset, over in entries:
+        cfg = preset_config(preset).with_overrides({
+            **over, "data.name": "fashion-mnist", "data.dir": FASHION, "train.epochs": 1000, "train.steps": None,
+            "train.progress": False, "train.sample_every": 0, "train.checkpoint_every": 0,
+            "train.device": args.device, "train.log_every": 20})
+        slug = label.replace(" ", "_").replace(",", "").replace("β", "b").replace("/", "-")
+        run_dir, info = _train(cfg, args.runs / folder / slug, args.force, seconds)
+        if "fd" not in info:
+            if ref is None:  # the evaluator and the real side (test statistics, real-vs-real floor), once
+                ev = load_evaluator(data, log=print)
+                ref = Reference(parse_metrics(METRICS, 10_000), ev, test, train)
+            info.update(_fashion_scores(run_dir, ev, ref))
+            _save(run_dir, info)
+        if grids:
+            dest = args.out.parent / "zoo" / f"fashion-{slug}.png"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / "samples" / "final.png", dest)
+            info["grid"] = f"zoo/{dest.name}"
+        print(f"{folder} {label}: {info['steps']} steps, FD {info['fd']:.2f}", flush=True)
+        out.append((label, info))
+    return out
+
+
+def _fashion_table(results) -> list[str]:
+    lines = ["| run | steps | FD ↓ | precision | recall | classes (≥ 1 sample / ≥ 2 %) | KL(class ‖ real) |",
+             "|---|---|---|---|---|---|---|"]
+    for label, r in results:
+        lines.append(f"| {label} | {r['steps']:,} | {r['fd']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+                     f"{r['classes_reached']} / {r['classes_over_2pct']} | {r['kl_to_real']:.3f} |")
+    return lines
+
+
+def run_fashion(args) -> list[str]:
+    entries = [(p, p, {}) for p in ("seed", "seed-plus", "dcgan-mnist")]
+    res = _fashion_runs(args, entries, args.fashion_seconds, "fashion", grids=True)
+    ev = res[0][1]["evaluator"]
+    lines = ["## Fashion-MNIST at equal wall-clock", "",
+             f"Each preset trains for {args.fashion_seconds:.0f} s of wall-clock on {args.device_name}, then G "
+             f"(G_ema where the preset keeps one) draws 10,000 samples. FD, precision/recall (k = 3) and classes in "
+             f"the features of gankit's Fashion-MNIST classifier (PROTOCOLS.md §4; comparable only within gankit):",
+             f"{ev.get('architecture', '?')}, test accuracy {100 * ev.get('test_accuracy', float('nan')):.2f} %, "
+             f"feature layer {ev.get('feature_layer', '?')}, sha256 {str(ev.get('sha256', '?'))[:12]}; "
+             f"real-vs-real FD floor {_fmt(res[0][1]['fd_floor'])}. The machine is shared: the steps column shows "
+             f"what each budget bought.", ""]
+    lines += _fashion_table(res) + [""]
+    lines.append(" ".join(f"![{label}]({r['grid']})" for label, r in res))
+    lines += ["", "(grids, left to right: " + ", ".join(label for label, _ in res) + ")", ""]
+    return lines
+
+
+def run_ablation(args) -> list[str]:
+    entries = [(label, "seed", over) for label, over in ABLATION] + [("seed-plus", "seed-plus", {})]
+    res = _fashion_runs(args, entries, args.ablation_seconds, "ablation", grids=False)
+    return ["## Which cheap fixes make seed-plus", "",
+            f"The seed with one change at a time, {args.ablation_seconds:.0f} s each on Fashion-MNIST, same metrics:",
+            ""] + _fashion_table(res) + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", default="toy,fashion,ablation")
+    p.add_argument("--toy-steps", type=int, default=5000)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--fashion-seconds", type=float, default=300.0)
+    p.add_argument("--ablation-seconds", type=float, default=120.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's choice)")
+    p.add_argument("--runs", type=Path, default=Path("runs/zoo"))
+    p.add_argument("--out", type=Path, default=Path("docs/ZOO.md"))
+    p.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.device_name = (torch.cuda.get_device_name(0) if args.device.startswith("cuda") else
+                        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    body: list[str] = []
+    for name, fn in (("toy", run_toy), ("fashion", run_fashion), ("ablation", run_ablation)):
+        if name in sections:
+            body += fn(args)
+    head = ["# Model zoo results", "",
+            f"Generated by `python scripts/zoo_results.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+            f"(gankit {gankit.__version__}, torch {torch.__version__}, {args.device_name}, "
+            f"{time.strftime('%Y-%m-%d', time.gmtime())}). Do not edit by hand.", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(head + body).rstrip() + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
