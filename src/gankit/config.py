@@ -160,6 +160,9 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
     dist_timeout: float = 300.0  # seconds any collective may wait under torchrun before the run fails
     sync_bn: bool = False  # under torchrun on GPUs: SyncBatchNorm (batch statistics over all ranks)
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + GradScaler, CUDA only)
+    channels_last: bool = False  # conv models: channels-last memory format (faster convolutions on GPUs)
+    compile: bool = False  # torch.compile G and D (measure first: it slowed the seed MLP on CPU)
     deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs are deterministic anyway
     nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry
 
@@ -175,6 +178,8 @@ class TrainConfig:
         _check(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(1 <= self.grid_size <= 1024, f"train.grid_size must be in [1, 1024], got {self.grid_size}")
         _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        _check(self.precision in ("fp32", "bf16", "fp16"),
+               f"train.precision must be one of fp32, bf16, fp16; got {self.precision!r}")
         _check(self.dist_timeout > 0, f"train.dist_timeout must be > 0 seconds, got {self.dist_timeout}")
         _check(0 <= self.nonfinite_retries <= 20,
                f"train.nonfinite_retries must be in [0, 20], got {self.nonfinite_retries}")

@@ -28,6 +28,7 @@ from ..losses import check_targets, get_loss
 from ..models import build_discriminator, build_generator, has_batch_coupling
 from ..regularizers import gradient_penalty, instance_noise, r1_penalty
 from .checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint, save_checkpoint
+from . import accel
 from . import distributed as dist_utils
 from .rundir import StepLog, plot_losses, prepare_run_dir, versions, write_manifest
 
@@ -171,6 +172,7 @@ class Trainer:
             self.D_train_aux = _ForwardWithAux(self.D)
         if not self.dist.enabled:
             self.aux_noise = self.noise
+            self._accelerate()
             return
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -189,6 +191,24 @@ class Trainer:
         # augmentation, penalties and instance noise draw per-rank randomness; z and labels stay global
         self.aux_noise = torch.Generator(device=self.device)
         self.aux_noise.manual_seed((t.seed + 1) * 1_000_003 + self.dist.rank)
+        self._accelerate()
+
+    def _accelerate(self) -> None:
+        """Mixed precision, channels-last and torch.compile, as train.precision/channels_last/compile say."""
+        t, L = self.cfg.train, self.cfg.loss
+        dtype = accel.check(t.precision, self.device, L.gp_weight > 0 or L.r1_gamma > 0)
+        if t.channels_last and len(self.img_shape) == 3:
+            accel.channels_last(self.G)
+            accel.channels_last(self.D)
+        self.D_fwd, self.D_fwd_aux = self.D, (self.D.forward_with_aux if self.D_train_aux is not None else None)
+        self.G_train = accel.wrap(self.G_train, self.device, dtype, t.compile)
+        self.D_train = accel.wrap(self.D_train, self.device, dtype, t.compile)
+        self.D_fwd = accel.wrap(self.D, self.device, dtype, t.compile)
+        if self.D_train_aux is not None:
+            self.D_train_aux = accel.wrap(self.D_train_aux, self.device, dtype, t.compile)
+            self.D_fwd_aux = accel.wrap(_ForwardWithAux(self.D), self.device, dtype, t.compile)
+        self.scaler_D = accel.grad_scaler(t.precision == "fp16", self.device)
+        self.scaler_G = accel.grad_scaler(t.precision == "fp16", self.device)
 
     def _global_randn(self, n: int, dim: int) -> torch.Tensor:
         """Latents for this rank's shard of a global batch of ``n``: drawn whole on every rank, then sliced,
@@ -233,6 +253,8 @@ class Trainer:
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
             "epoch": self.epoch, "steps_per_epoch": self.steps_per_epoch, "rng": rng, "versions": versions(),
             "lr_scale": self.lr_scale,
+            **({"scaler_D": self.scaler_D.state_dict(), "scaler_G": self.scaler_G.state_dict()}
+               if self.scaler_D is not None else {}),
             **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
         }
 
@@ -248,6 +270,9 @@ class Trainer:
         self.opt_D.load_state_dict(state["opt_D"])
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
+        if self.scaler_D is not None and "scaler_D" in state:
+            self.scaler_D.load_state_dict(state["scaler_D"])
+            self.scaler_G.load_state_dict(state["scaler_G"])
         torch.set_rng_state(state["rng"]["torch"])
         self.noise.set_state(state["rng"]["noise"])
         _set_host_rng_state(state["rng"])
@@ -310,16 +335,12 @@ class Trainer:
             real_logits, fake_logits = logits[:B], logits[B:]
             d_loss = self.d_loss_fn(real_logits, fake_logits, real_target=cfg.loss.real_target,
                                     fake_target=cfg.loss.fake_target)
-            self.opt_D.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_D.step()
+            accel.backward_step(d_loss, self.opt_D, self.scaler_D)
         # G step on the last fakes (as the seed does: same z for the D and the G update). D's weight gradients
         # are not needed here, so D's parameters are frozen for this backward pass.
         self._d_requires_grad(False)
-        g_loss = self.g_loss_fn(self.D(fake))
-        self.opt_G.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_G.step()
+        g_loss = self.g_loss_fn(self.D_fwd(fake))
+        accel.backward_step(g_loss, self.opt_G, self.scaler_G)
         self._d_requires_grad(True)
         with torch.no_grad():
             return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
@@ -355,8 +376,8 @@ class Trainer:
         of D's own update (through the DDP wrapper when distributed), else the G step's pass through bare D."""
         cond = self.cfg.model.cond
         if cond == "acgan":
-            return self.D_train_aux(x) if update else self.D.forward_with_aux(x)
-        D = self.D_train if update else self.D
+            return self.D_train_aux(x) if update else self.D_fwd_aux(x)
+        D = self.D_train if update else self.D_fwd
         return (D(x, y) if cond != "none" else D(x)), None
 
     def _d_input(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -399,17 +420,13 @@ class Trainer:
                                                                  generator=self.aux_noise)
             if L.r1_gamma > 0:
                 d_loss = d_loss + 0.5 * L.r1_gamma * r1_penalty(lambda x: self._D(x, y_real)[0], r_in)
-            self.opt_D.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_D.step()
+            accel.backward_step(d_loss, self.opt_D, self.scaler_D)
         self._d_requires_grad(False)
         g_logits, g_aux = self._D(self._d_input(fake, sigma), y_fake, update=False)
         g_loss = self.g_loss_fn(g_logits)
         if g_aux is not None:
             g_loss = g_loss + L.aux_weight * F.cross_entropy(g_aux, y_fake)
-        self.opt_G.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_G.step()
+        accel.backward_step(g_loss, self.opt_G, self.scaler_G)
         self._d_requires_grad(True)
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, cfg.optim.ema_beta)

@@ -1,0 +1,77 @@
+"""Hardware switches for the training step: mixed precision, channels-last memory, torch.compile.
+
+Each is a ``train.*`` field (so it is recorded in the run's config and manifest) and each leaves the step's
+math alone: autocast wraps the *forward* passes of G and D only, and their outputs return as float32, so
+losses, penalties and backward passes stay in float32 (PyTorch's advice for autocast).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import GankitError
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Autocast(nn.Module):
+    """Runs ``module`` under ``torch.autocast(device_type, dtype)`` and returns float32 outputs."""
+
+    def __init__(self, module: nn.Module, device_type: str, dtype: torch.dtype):
+        super().__init__()
+        self.module = module
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def forward(self, *args, **kwargs):
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.module(*args, **kwargs)
+        if isinstance(out, tuple):
+            return tuple(o.float() for o in out)
+        return out.float()
+
+
+def check(precision: str, device: torch.device, uses_penalty: bool) -> torch.dtype | None:
+    if precision not in PRECISIONS:
+        raise GankitError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise GankitError("train.precision fp16 needs CUDA (its GradScaler); use bf16 on CPU")
+    if precision == "fp16" and uses_penalty:
+        raise GankitError("train.precision fp16 does not combine with gradient penalties (GP/R1); use bf16")
+    return PRECISIONS[precision]
+
+
+def wrap(module: nn.Module, device: torch.device, dtype: torch.dtype | None, compile_: bool) -> nn.Module:
+    """The callable a step uses for ``module``: compiled and/or autocast as the config asks."""
+    out = module
+    if compile_:
+        out = torch.compile(out)
+    if dtype is not None:
+        out = Autocast(out, device.type, dtype)
+    return out
+
+
+def channels_last(module: nn.Module) -> nn.Module:
+    return module.to(memory_format=torch.channels_last)
+
+
+def grad_scaler(enabled: bool, device: torch.device):
+    """A GradScaler for fp16 (one per optimizer), or None."""
+    if not enabled:
+        return None
+    try:
+        return torch.amp.GradScaler(device.type)
+    except (AttributeError, TypeError):  # torch < 2.3 spelled it torch.cuda.amp
+        return torch.cuda.amp.GradScaler()
+
+
+def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
+    """zero_grad, backward and step, through the GradScaler when there is one."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
