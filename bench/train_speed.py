@@ -151,6 +151,8 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.reps, args.window_steps = 2, 100
+    # First, before this process grows: a child's peak-RSS counter starts at its parent's RSS at fork time.
+    rss = peak_rss_mb()
     data = fashion()
     results = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                "threads": torch.get_num_threads(), "torch": str(torch.__version__), "runs": {}}
@@ -165,7 +167,7 @@ def main():
     g_rate = results["runs"]["seed_b100"]["gankit"][0]
     results["flops"] = step_flops_and_matmul_fraction(seed, data, g_rate)
     results["neighbour"] = neighbour_case(seed, data, args.window_steps)
-    results["peak_rss_mb"] = peak_rss_mb()
+    results["peak_rss_mb"] = rss
     text = render(results)
     print(text)
     if args.out:

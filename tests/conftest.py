@@ -24,6 +24,7 @@ def isolated_data_env(tmp_path_factory, monkeypatch):
     # downloads go nowhere unless a test points them at its own local server
     monkeypatch.setenv("GANKIT_MIRRORS_MNIST", "")
     monkeypatch.setenv("GANKIT_MIRRORS_FASHION_MNIST", "")
+    monkeypatch.setenv("GANKIT_MIRRORS_CIFAR10", "")
     yield cache
 
 
