@@ -139,3 +139,19 @@ def test_g_ema_survives_resume(tmp_path):
     loaded = gankit.load(tmp_path / "b")
     assert loaded.weights == "G_ema"
     assert torch.equal(loaded.G.state_dict()["net.0.weight"], resumed.G_ema.state_dict()["net.0.weight"])
+
+
+def test_sample_writes_toy_points_and_a_scatter_plot(tmp_path):
+    import numpy as np
+
+    from gankit import cli
+
+    cfg = gankit.preset("pacgan-ring8").with_overrides({"train.steps": 2, "train.progress": False,
+                                                        "data.size": 1000, "train.sample_every": 0})
+    gankit.train(cfg, tmp_path / "ring", log=lambda *_: None)
+    assert cli.main(["sample", str(tmp_path / "ring"), "--n", "300", "--out", str(tmp_path / "p.npz")]) == 0
+    pts = np.load(tmp_path / "p.npz")["points"]
+    assert pts.shape == (300, 2) and pts.dtype == np.float32
+    assert np.allclose(pts, gankit.load(tmp_path / "ring").sample(300, seed=0).numpy(), atol=1e-6)
+    assert (tmp_path / "p_scatter.png").stat().st_size > 0
+    assert cli.main(["sample", str(tmp_path / "ring"), "--n", "3", "--out", str(tmp_path / "dir")]) == 2

@@ -103,22 +103,19 @@ class LoadedGenerator:
 
     def save(self, n: int, out: str | os.PathLike, seed: int | None = 0, overwrite: bool = False) -> list[Path]:
         """Write ``n`` samples to ``out``: an ``.npz`` (key ``images``, uint8) plus a grid PNG next to it,
-        or a folder of PNGs plus ``grid.png``. Returns the files written."""
+        or a folder of PNGs plus ``grid.png``; points models write ``points`` (float32) and a scatter plot.
+        Returns the files written."""
         out = Path(out).expanduser()
         if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
             raise GankitError(f"{out} already exists; choose another path or pass --overwrite")
+        if len(self.img_shape) != 3:
+            return self._save_points(n, out, seed)
         imgs = self.images(n, seed)
         chw = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
         grid_n = min(n, 64)
         written = []
         if out.suffix == ".npz":
-            import io as _io
-
-            def write(f):
-                buf = _io.BytesIO()
-                np.savez_compressed(buf, images=imgs)
-                f.write(buf.getvalue())
-            written.append(atomic_write(out, write))
+            written.append(_write_npz(out, images=imgs))
             written.append(save_grid(chw[:grid_n], out.with_name(out.stem + "_grid.png")))
         elif out.suffix:
             raise GankitError(f"--out {out}: use a .npz file or a folder (no suffix)")
@@ -131,6 +128,27 @@ class LoadedGenerator:
                 written.append(atomic_write_bytes(out / f"{i:0{width}d}.png", png_bytes(imgs[i])))
             written.append(save_grid(chw[:grid_n], out / "grid.png"))
         return written
+
+
+    def _save_points(self, n: int, out: Path, seed: int | None) -> list[Path]:
+        """A points model (toy mixtures): ``points`` float32 (n, D) in an .npz, and a scatter plot beside it."""
+        if out.suffix != ".npz":
+            raise GankitError(f"--out {out}: this G draws points, not images; write them to a .npz file")
+        from .data.toy import save_points_png
+
+        pts = self.sample(n, seed)
+        return [_write_npz(out, points=pts.reshape(n, -1).numpy().astype(np.float32)),
+                save_points_png(pts, out.with_name(out.stem + "_scatter.png"))]
+
+
+def _write_npz(out: Path, **arrays: np.ndarray) -> Path:
+    import io as _io
+
+    def write(f):
+        buf = _io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        f.write(buf.getvalue())
+    return atomic_write(out, write)
 
 
 LATENT_BLOCK = 64
