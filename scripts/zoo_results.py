@@ -132,7 +132,7 @@ def run_toy(args) -> list[str]:
                 print(f"toy {label} seed {seed}: {info['modes']} modes, {100 * info['high_quality']:.1f} % hq",
                       flush=True)
             rows[(mix, label)] = scores
-    lines = [f"## 2-D mixtures (PROTOCOLS.md §1)", "",
+    lines = ["## 2-D mixtures (PROTOCOLS.md §1)", "",
              f"Budget: {args.toy_steps:,} steps of batch 100 per run (the protocol trains 400 epochs of 100,000 "
              f"points = 400,000 steps), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); "
              f"2,500 samples per run; mean ± standard error over seeds.", "",

@@ -1,6 +1,5 @@
 """Bad checkpoints and a full disk: one-line errors, nothing lost."""
 import io
-import os
 import subprocess
 import uuid
 

@@ -75,3 +75,28 @@ def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tenso
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0]
         raise GankitError(f"{path}: {what} weights do not fit the model in its config ({detail[:200]})") from None
+
+
+def host_rng_state() -> dict[str, Any]:
+    """Python's and numpy's global RNG states as plain data (gankit draws nothing from them, user hooks may)."""
+    import random
+
+    import numpy as np
+
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(words), gauss],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+
+
+def set_host_rng_state(rng: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    if "python" in rng:
+        version, words, gauss = rng["python"]
+        random.setstate((version, tuple(words), gauss))
+    if "numpy" in rng:
+        kind, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

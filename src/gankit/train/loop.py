@@ -16,21 +16,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..config import RunConfig
-from ..data import Dataset, load_dataset, to_unit_range
+from ..data import Dataset, load_dataset
 from ..errors import GankitError
 from ..images import save_grid, to_numpy_uint8
-from ..augment import diff_augment, parse_policy
-from ..ema import make_ema, update_ema
-from ..losses import check_targets, get_loss
-from ..models import build_discriminator, build_generator, has_batch_coupling
-from ..regularizers import gradient_penalty, instance_noise, r1_penalty
-from .checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint, save_checkpoint
+from ..losses import get_loss
+from ..models import build_discriminator, build_generator
 from . import accel
 from . import distributed as dist_utils
-from .rundir import StepLog, plot_losses, prepare_run_dir, versions, write_manifest
+from .checkpoint import (
+    host_rng_state,
+    load_checkpoint,
+    load_state_strict,
+    resolve_checkpoint,
+    save_checkpoint,
+    set_host_rng_state,
+)
+from .rundir import Progress, StepLog, plot_losses, prepare_run_dir, versions, write_manifest
+from .steps import StepMixin, ForwardWithAux
 
 Callback = Callable[["Trainer"], None]
 
@@ -71,7 +75,7 @@ class RunResult:
         return self.run_dir / "checkpoints" / "last.pt"
 
 
-class Trainer:
+class Trainer(StepMixin):
     """Trains one GAN described by a :class:`RunConfig` into a run folder.
 
     Hooks: ``trainer.add_callback("on_epoch_end" | "on_log" | "on_train_end", fn)``; each ``fn(trainer)``.
@@ -125,8 +129,8 @@ class Trainer:
         self.D = build_discriminator(cfg.model, self.img_shape).to(self.device)
         self.d_loss_fn, self.g_loss_fn = get_loss(cfg.loss.name)
         o = cfg.optim
-        self.opt_G = _adam(self.G.parameters(), o.g_lr, o)
-        self.opt_D = _adam(self.D.parameters(), o.d_lr, o)
+        self.opt_G = accel.adam(self.G.parameters(), o.g_lr, o)
+        self.opt_D = accel.adam(self.D.parameters(), o.d_lr, o)
         self._setup_zoo()
         self.lr_scale = 1.0  # halved by each non-finite rollback
         self.steps_per_epoch = len(self.data) // (cfg.train.batch_size * cfg.train.d_steps)
@@ -169,7 +173,7 @@ class Trainer:
         self.G_train, self.D_train, self.D_train_aux = self.G, self.D, None
         t = self.cfg.train
         if self.cfg.model.cond == "acgan":
-            self.D_train_aux = _ForwardWithAux(self.D)
+            self.D_train_aux = ForwardWithAux(self.D)
         if not self.dist.enabled:
             self.aux_noise = self.noise
             self._accelerate()
@@ -206,25 +210,9 @@ class Trainer:
         self.D_fwd = accel.wrap(self.D, self.device, dtype, t.compile)
         if self.D_train_aux is not None:
             self.D_train_aux = accel.wrap(self.D_train_aux, self.device, dtype, t.compile)
-            self.D_fwd_aux = accel.wrap(_ForwardWithAux(self.D), self.device, dtype, t.compile)
+            self.D_fwd_aux = accel.wrap(ForwardWithAux(self.D), self.device, dtype, t.compile)
         self.scaler_D = accel.grad_scaler(t.precision == "fp16", self.device)
         self.scaler_G = accel.grad_scaler(t.precision == "fp16", self.device)
-
-    def _global_randn(self, n: int, dim: int) -> torch.Tensor:
-        """Latents for this rank's shard of a global batch of ``n``: drawn whole on every rank, then sliced,
-        so the run does not depend on the number of processes."""
-        z = torch.randn(n, dim, device=self.device, generator=self.noise)
-        if not self.dist.enabled:
-            return z
-        b = n // self.dist.world_size
-        return z[self.dist.rank * b:(self.dist.rank + 1) * b]
-
-    def _global_randint(self, high: int, n: int) -> torch.Tensor:
-        y = torch.randint(0, high, (n,), device=self.device, generator=self.noise)
-        if not self.dist.enabled:
-            return y
-        b = n // self.dist.world_size
-        return y[self.dist.rank * b:(self.dist.rank + 1) * b]
 
     # -- hooks --------------------------------------------------------------------------------
     def add_callback(self, event: str, fn: Callback) -> None:
@@ -244,7 +232,7 @@ class Trainer:
         return self.step // self.steps_per_epoch
 
     def state_dict(self) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state(), **_host_rng_state()}
+        rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state(), **host_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
@@ -275,7 +263,7 @@ class Trainer:
             self.scaler_G.load_state_dict(state["scaler_G"])
         torch.set_rng_state(state["rng"]["torch"])
         self.noise.set_state(state["rng"]["noise"])
-        _set_host_rng_state(state["rng"])
+        set_host_rng_state(state["rng"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.log(f"resuming {self.run_dir} at step {self.step} (epoch {self.epoch}) of {self.total_steps}")
@@ -310,129 +298,6 @@ class Trainer:
             z = torch.randn(2500, self.cfg.model.z_dim, generator=g)
             return save_points_png(self.sample_fixed(z.to(self.device)), self.run_dir / "samples" / name)
         return save_grid(to_numpy_uint8(self.sample_fixed()), self.run_dir / "samples" / name)
-
-    # -- the loop -----------------------------------------------------------------------------
-    def _d_requires_grad(self, flag: bool) -> None:
-        for p in self.D.parameters():
-            p.requires_grad_(flag)
-
-    def train_step(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """One step on ``d_steps`` uint8 real batches; returns (4,) [d_loss, g_loss, D(x), D(G(z))] on device."""
-        if not self.plain:
-            return self._train_step_zoo(batches, labels)
-        cfg = self.cfg
-        B = self.local_batch
-        for i, real_u8 in enumerate(batches):
-            real = to_unit_range(real_u8)
-            z = self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
-            if i == len(batches) - 1:
-                fake = self.G_train(z)  # G's update backpropagates through these fakes
-            else:
-                with torch.no_grad():
-                    fake = self.G(z)
-            # D sees real and fake in one pass (D has no batch-coupled layers): one kernel chain, not two.
-            logits = self.D_train(torch.cat([real, fake.detach()]))
-            real_logits, fake_logits = logits[:B], logits[B:]
-            d_loss = self.d_loss_fn(real_logits, fake_logits, real_target=cfg.loss.real_target,
-                                    fake_target=cfg.loss.fake_target)
-            accel.backward_step(d_loss, self.opt_D, self.scaler_D)
-        # G step on the last fakes (as the seed does: same z for the D and the G update). D's weight gradients
-        # are not needed here, so D's parameters are frozen for this backward pass.
-        self._d_requires_grad(False)
-        g_loss = self.g_loss_fn(self.D_fwd(fake))
-        accel.backward_step(g_loss, self.opt_G, self.scaler_G)
-        self._d_requires_grad(True)
-        with torch.no_grad():
-            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
-                                torch.sigmoid(fake_logits.detach()).mean()])
-
-    # -- options beyond the seed: conditioning, penalties, augmentation, noise, EMA, lr schedule --------
-    def _setup_zoo(self) -> None:
-        cfg, m, L = self.cfg, self.cfg.model, self.cfg.loss
-        check_targets(L.name, L.real_target, L.fake_target)
-        self.augment = parse_policy(L.augment)
-        if self.augment and len(self.img_shape) != 3:
-            raise GankitError(f"loss.augment {L.augment!r} needs images, dataset {self.data.name} holds vectors; "
-                              f"set --loss.augment ''")
-        if m.cond != "none":
-            if self.data.labels is None:
-                raise GankitError(f"model.cond {m.cond} needs labels, dataset {self.data.name} has none; "
-                                  f"use model.cond none")
-            if self.data.num_classes > m.num_classes:
-                raise GankitError(f"dataset {self.data.name} has {self.data.num_classes} classes, model.num_classes "
-                                  f"is {m.num_classes}; set --model.num_classes {self.data.num_classes}")
-        if cfg.train.batch_size % m.pack:
-            raise GankitError(f"train.batch_size {cfg.train.batch_size} is not a multiple of model.pack {m.pack}")
-        self.G_ema = make_ema(self.G) if cfg.optim.ema_beta > 0 else None
-        self.two_pass = has_batch_coupling(self.D)  # batch norm in D: real and fake must not share a batch
-        # The seed's exact step (single D pass) serves every run that uses none of the options below.
-        self.plain = (m.cond == "none" and m.pack == 1 and not self.two_pass and not self.augment and L.gp_weight == 0
-                      and L.r1_gamma == 0 and L.instance_noise == 0 and self.G_ema is None
-                      and cfg.optim.lr_schedule == "constant")
-
-    def _D(self, x: torch.Tensor, y: torch.Tensor | None, update: bool = True
-           ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(logits, class logits or None) of D on x, labels y where the model is conditional. ``update``: a pass
-        of D's own update (through the DDP wrapper when distributed), else the G step's pass through bare D."""
-        cond = self.cfg.model.cond
-        if cond == "acgan":
-            return self.D_train_aux(x) if update else self.D_fwd_aux(x)
-        D = self.D_train if update else self.D_fwd
-        return (D(x, y) if cond != "none" else D(x)), None
-
-    def _d_input(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        if self.augment:
-            x = diff_augment(x, self.augment, self.aux_noise)
-        return instance_noise(x, sigma, self.aux_noise)
-
-    def _train_step_zoo(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None) -> torch.Tensor:
-        cfg, L = self.cfg, self.cfg.loss
-        B, K, cond = self.local_batch, cfg.model.num_classes, cfg.model.cond
-        frac = self.step / max(self.total_steps, 1)
-        if cfg.optim.lr_schedule == "linear":
-            for opt, lr in ((self.opt_G, cfg.optim.g_lr), (self.opt_D, cfg.optim.d_lr)):
-                for group in opt.param_groups:
-                    group["lr"] = lr * self.lr_scale * (1.0 - frac)
-        sigma = L.instance_noise * (1.0 - frac)
-        for i, real_u8 in enumerate(batches):
-            real = to_unit_range(real_u8)
-            y_real = labels[i] if labels is not None else None
-            z = self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
-            y_fake = self._global_randint(K, cfg.train.batch_size) if cond != "none" else None
-            last = i == len(batches) - 1  # G's update backpropagates through the last fakes only
-            with torch.set_grad_enabled(last):
-                G = self.G_train if last else self.G
-                fake = G(z, y_fake) if cond != "none" else G(z)
-            r_in, f_in = self._d_input(real, sigma), self._d_input(fake.detach(), sigma)
-            if self.two_pass:
-                (real_logits, real_aux), (fake_logits, fake_aux) = self._D(r_in, y_real), self._D(f_in, y_fake)
-            else:
-                y_both = torch.cat([y_real, y_fake]) if cond != "none" else None
-                logits, aux = self._D(torch.cat([r_in, f_in]), y_both)
-                n_real = logits.shape[0] // 2  # (B or B/pack logits per half)
-                real_logits, fake_logits = logits[:n_real], logits[n_real:]
-                real_aux, fake_aux = (aux[:B], aux[B:]) if aux is not None else (None, None)
-            d_loss = self.d_loss_fn(real_logits, fake_logits, real_target=L.real_target, fake_target=L.fake_target)
-            if real_aux is not None:
-                d_loss = d_loss + L.aux_weight * (F.cross_entropy(real_aux, y_real) + F.cross_entropy(fake_aux, y_fake))
-            if L.gp_weight > 0:  # conditional Ds judge the interpolates under the real labels
-                d_loss = d_loss + L.gp_weight * gradient_penalty(lambda x: self._D(x, y_real)[0], r_in, f_in,
-                                                                 generator=self.aux_noise)
-            if L.r1_gamma > 0:
-                d_loss = d_loss + 0.5 * L.r1_gamma * r1_penalty(lambda x: self._D(x, y_real)[0], r_in)
-            accel.backward_step(d_loss, self.opt_D, self.scaler_D)
-        self._d_requires_grad(False)
-        g_logits, g_aux = self._D(self._d_input(fake, sigma), y_fake, update=False)
-        g_loss = self.g_loss_fn(g_logits)
-        if g_aux is not None:
-            g_loss = g_loss + L.aux_weight * F.cross_entropy(g_aux, y_fake)
-        accel.backward_step(g_loss, self.opt_G, self.scaler_G)
-        self._d_requires_grad(True)
-        if self.G_ema is not None:
-            update_ema(self.G_ema, self.G, cfg.optim.ema_beta)
-        with torch.no_grad():
-            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
-                                torch.sigmoid(fake_logits.detach()).mean()])
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         old = {}
@@ -483,7 +348,7 @@ class Trainer:
         buf = torch.zeros(t.log_every, 4, device=self.device)
         buf_steps: list[tuple[int, int]] = []
         history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
-        bar = _progress(t.progress and self.dist.is_main, self.total_steps, self.step)
+        bar = Progress(t.progress and self.dist.is_main, self.total_steps, self.step)
         old_handlers = self._install_signal_handlers()
         perm_epoch, perm = -1, None
         t0, imgs0 = time.perf_counter(), 0
@@ -599,83 +464,5 @@ class Trainer:
                  f"{self.step} and halved the learning rates (retry {self._retries} of {t.nonfinite_retries})")
 
 
-def _adam(params, lr: float, o) -> torch.optim.Adam:
-    """Adam with the fused kernel (one pass over all tensors: 2.6x faster than foreach for the seed on CPU),
-    falling back to foreach where this torch build has no fused Adam for the device."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), eps=o.eps, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), eps=o.eps, foreach=True)
-
-
-class _ForwardWithAux(torch.nn.Module):
-    """Makes ACGAN's ``forward_with_aux`` the ``forward`` that DistributedDataParallel wraps."""
-
-    def __init__(self, D: torch.nn.Module):
-        super().__init__()
-        self.D = D
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.D.forward_with_aux(x)
-
-
-def _host_rng_state() -> dict[str, Any]:
-    """Python's and numpy's global RNG states as plain data (gankit draws nothing from them, user hooks may)."""
-    import random
-
-    import numpy as np
-
-    version, words, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": [version, list(words), gauss],
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
-
-
-def _set_host_rng_state(rng: dict[str, Any]) -> None:
-    import random
-
-    import numpy as np
-
-    if "python" in rng:
-        version, words, gauss = rng["python"]
-        random.setstate((version, tuple(words), gauss))
-    if "numpy" in rng:
-        kind, keys, pos, has_gauss, cached = rng["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-
-
 def _count(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
-
-
-class _progress:
-    """tqdm on a terminal; otherwise a plain line every ~10 % of the run."""
-
-    def __init__(self, enabled: bool, total: int, initial: int):
-        self.bar = None
-        self.enabled = enabled
-        self.total = total
-        self.done = initial
-        self.next_print = initial
-        if enabled and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-            except ImportError:
-                self.bar = None
-
-    def update(self, n: int, s: dict[str, float]) -> None:
-        self.done += n
-        text = (f"ep {s['epoch']:.0f} D {s['d_loss']:.3f} G {s['g_loss']:.3f} D(x) {s['d_real']:.2f} "
-                f"D(G(z)) {s['d_fake']:.2f} {s['img_per_s']:.0f} img/s")
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
-            self.bar.update(n)
-        elif self.enabled and self.done >= self.next_print:
-            print(f"step {self.done}/{self.total} {text}", file=sys.stderr, flush=True)
-            self.next_print = self.done + max(1, self.total // 10)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -173,3 +173,35 @@ def plot_losses(log_path: Path, out_png: Path) -> Path | None:
     from ..io import atomic_write_bytes
 
     return atomic_write_bytes(out_png, buf.getvalue())
+
+
+class Progress:
+    """tqdm on a terminal; otherwise a plain line every ~10 % of the run."""
+
+    def __init__(self, enabled: bool, total: int, initial: int):
+        self.bar = None
+        self.enabled = enabled
+        self.total = total
+        self.done = initial
+        self.next_print = initial
+        if enabled and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+            except ImportError:
+                self.bar = None
+
+    def update(self, n: int, s: dict[str, float]) -> None:
+        self.done += n
+        text = (f"ep {s['epoch']:.0f} D {s['d_loss']:.3f} G {s['g_loss']:.3f} D(x) {s['d_real']:.2f} "
+                f"D(G(z)) {s['d_fake']:.2f} {s['img_per_s']:.0f} img/s")
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(n)
+        elif self.enabled and self.done >= self.next_print:
+            print(f"step {self.done}/{self.total} {text}", file=sys.stderr, flush=True)
+            self.next_print = self.done + max(1, self.total // 10)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
