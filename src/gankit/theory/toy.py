@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.toy import MIXTURES as _MIXTURES
 from ..errors import GankitError
 from ..losses import d_bce
 
@@ -72,8 +73,9 @@ class Generator(nn.Module):
 
 
 # ---- ring8 (PROTOCOLS.md §1): 8 Gaussians at angles 2πk/8, k = 0..7, radius 1, std 0.01 -----------------------
-RING8_STD = 0.01
-RING8_MEANS = np.array([[math.cos(2 * math.pi * k / 8), math.sin(2 * math.pi * k / 8)] for k in range(8)])
+# One definition for the whole toolkit: the dataset's (gankit.data.toy), which metrics' mode counting uses too.
+RING8_STD = _MIXTURES["ring8"].std
+RING8_MEANS = _MIXTURES["ring8"].means
 
 
 def ring8_sample(n: int, generator: torch.Generator) -> torch.Tensor:
