@@ -156,7 +156,7 @@ class TrainConfig:
     checkpoint_every: int = 10  # epochs between kept periodic checkpoints (0 = only the last)
     grid_size: int = 64  # number of images in the fixed-z grid (a square number reads best)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads for torch (0 = torch's choice)
+    threads: int = 0  # CPU threads for torch; 0 = auto (MLP and toy nets adapt to the load: train/threads.py)
     progress: bool = True  # show a progress bar
     dist_timeout: float = 300.0  # seconds any collective may wait under torchrun before the run fails
     sync_bn: bool = False  # under torchrun on GPUs: SyncBatchNorm (batch statistics over all ranks)
@@ -311,7 +311,8 @@ def _set_dotted(obj: Any, key: str, value: Any, full: str | None = None) -> Any:
             raise unknown_key_error(full)
         return replace(obj, **{head: _set_dotted(current, rest, value, full)})
     if is_dataclass(hint):
-        raise GankitError(f"config key {full!r} is a section; set one of its fields, e.g. {full}.{fields(hint)[0].name}")
+        raise GankitError(f"config key {full!r} is a section; set one of its fields, "
+                          f"e.g. {full}.{fields(hint)[0].name}")
     return replace(obj, **{head: parse_value(hint, value, full)})
 
 

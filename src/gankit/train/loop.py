@@ -34,7 +34,8 @@ from .checkpoint import (
     set_host_rng_state,
 )
 from .rundir import Progress, StepLog, plot_losses, prepare_run_dir, versions, write_manifest
-from .steps import StepMixin, ForwardWithAux
+from .steps import ForwardWithAux, StepMixin
+from .threads import ThreadTuner, matmul_only
 
 Callback = Callable[["Trainer"], None]
 
@@ -353,6 +354,13 @@ class Trainer(StepMixin):
         perm_epoch, perm = -1, None
         t0, imgs0 = time.perf_counter(), 0
         self._good, self._retries, self._stop_agreed = self._snapshot(), 0, False
+        # threads 0 on CPU: adapt the thread count to the machine's load (matmul-only models; see threads.py)
+        tuner = ThreadTuner() if (t.threads == 0 and self.device.type == "cpu" and not self.dist.enabled
+                                  and matmul_only(self.G, self.D)) else None
+        tuner = tuner if tuner is not None and tuner.enabled else None
+        if tuner is not None:
+            tuner.start()
+        threads_before = torch.get_num_threads()
         try:
             while self.step < self.total_steps and not self._stopping():
                 epoch, pos = divmod(self.step, self.steps_per_epoch)
@@ -369,6 +377,8 @@ class Trainer(StepMixin):
                 imgs0 += B * k
                 epoch_done = self.step % self.steps_per_epoch == 0
                 if len(buf_steps) == t.log_every or epoch_done or self.step == self.total_steps:
+                    if tuner is not None:
+                        tuner.window_done(len(buf_steps))
                     vals = self._sync_flush(buf[: len(buf_steps)]).cpu().tolist()  # the only host sync
                     bad = self._first_nonfinite(vals, buf_steps)
                     if bad is not None:
@@ -391,10 +401,13 @@ class Trainer(StepMixin):
                     self._fire("on_log")
                 if epoch_done:
                     self._end_of_epoch(self.step // self.steps_per_epoch)
+                if tuner is not None and not buf_steps:  # time the next window from here, after the I/O
+                    tuner.start()
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
             bar.close()
+            torch.set_num_threads(threads_before)
         interrupted = self._stop_signal is not None
         if buf_steps and self.steplog is not None:  # flush what an interruption left in the buffer
             vals = buf[: len(buf_steps)].cpu().tolist()
