@@ -50,14 +50,19 @@ def quiet(*_):
     pass
 
 
-@pytest.mark.parametrize("n", [10, 17, 25])  # 17 steps = one epoch of digits: before, at, after the boundary
-def test_n_plus_n_steps_equals_2n_steps_bit_for_bit(tmp_path, n):
-    full = gankit.train(cfg(2 * n), tmp_path / "full", log=quiet)
-    gankit.train(cfg(n), tmp_path / "split", log=quiet)
-    resumed = gankit.train(cfg(2 * n), tmp_path / "split", resume=True, log=quiet)
+def assert_split_run_equals_full_run(make_cfg, n, tmp_path):
+    """2n steps in one go vs n steps, stop, resume, n more: the same parameters, optimizer state and log."""
+    full = gankit.train(make_cfg(2 * n), tmp_path / "full", log=quiet)
+    gankit.train(make_cfg(n), tmp_path / "split", log=quiet)
+    resumed = gankit.train(make_cfg(2 * n), tmp_path / "split", resume=True, log=quiet)
     assert resumed.step == 2 * n
     assert_same_state(full.checkpoint(), resumed.checkpoint())
     assert (tmp_path / "full" / "log.csv").read_text() == (tmp_path / "split" / "log.csv").read_text()
+
+
+@pytest.mark.parametrize("n", [10, 17, 25])  # 17 steps = one epoch of digits: before, at, after the boundary
+def test_n_plus_n_steps_equals_2n_steps_bit_for_bit(tmp_path, n):
+    assert_split_run_equals_full_run(cfg, n, tmp_path)
 
 
 def test_resume_refuses_a_changed_model(tmp_path):
@@ -150,12 +155,7 @@ def test_conv_preset_resumes_bit_for_bit(tmp_path, n):
             "data.name": "digits", "train.steps": steps, "train.progress": False, "train.batch_size": 128,
             "model.g_channels": 4, "model.d_channels": 4, "train.sample_every": 0, "train.checkpoint_every": 0,
             "train.log_every": 5})
-    full = gankit.train(dc(2 * n), tmp_path / "full", log=quiet)
-    gankit.train(dc(n), tmp_path / "split", log=quiet)
-    resumed = gankit.train(dc(2 * n), tmp_path / "split", resume=True, log=quiet)
-    assert resumed.step == 2 * n
-    assert_same_state(full.checkpoint(), resumed.checkpoint())
-    assert (tmp_path / "full" / "log.csv").read_text() == (tmp_path / "split" / "log.csv").read_text()
+    assert_split_run_equals_full_run(dc, n, tmp_path)
 
 
 def test_python_and_numpy_rng_states_survive_resume(tmp_path):
