@@ -107,3 +107,20 @@ def test_existing_run_folder_is_refused_without_overwrite(run200):
 def test_dataset_smaller_than_a_batch_is_an_error(tmp_path):
     with pytest.raises(GankitError, match="fewer than one batch"):
         gankit.train(tiny(**{"train.batch_size": 5000}), tmp_path / "r", log=lambda *_: None)
+
+
+def test_a_callback_can_end_the_run_early(tmp_path):
+    from gankit.train.loop import Trainer
+
+    tr = Trainer(tiny(**{"train.log_every": 10}), tmp_path / "r", log=lambda *_: None)
+    asked = []
+
+    def hook(t):
+        if t.step >= 30 and not asked:
+            asked.append(t.step)
+            t.stop()
+    tr.add_callback("on_log", hook)
+    res = tr.fit()
+    assert res.step == asked[0] < 200 and not res.interrupted  # stops right there, as a normal end
+    assert (tmp_path / "r" / "samples" / "final.png").is_file()
+    assert len((tmp_path / "r" / "log.csv").read_text().splitlines()) == 1 + res.step

@@ -151,6 +151,7 @@ class Trainer(StepMixin):
             prepare_run_dir(self.run_dir, overwrite=overwrite, resume=resume)
         self.callbacks: dict[str, list[Callback]] = {"on_epoch_end": [], "on_log": [], "on_train_end": []}
         self._stop_signal: int | None = None
+        self._stop_requested = False
         if resume_state is not None:
             self._restore(resume_state, ckpt)
         elif self.dist.is_main:
@@ -314,7 +315,13 @@ class Trainer(StepMixin):
                 pass
         return old
 
+    def stop(self) -> None:
+        """Ask :meth:`fit` to finish after the current step (from a callback); the run ends normally."""
+        self._stop_requested = True
+
     def _stopping(self) -> bool:
+        if self._stop_requested:
+            return True
         # Under torchrun every rank must stop at the same step: the signal only counts once the ranks have
         # agreed on it at a log flush (a rank leaving early would leave the others waiting in an all-reduce).
         return self._stop_agreed if self.dist.enabled else self._stop_signal is not None
