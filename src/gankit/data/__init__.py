@@ -56,11 +56,6 @@ def to_unit_range(x_uint8: torch.Tensor) -> torch.Tensor:
     return x_uint8.to(torch.float32).mul_(2.0 / 255.0).sub_(1.0)
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float in [-1, 1] -> uint8 in [0, 255], rounded, clamped."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
-
-
 DATASETS = ("auto", "mnist", "fashion-mnist", "digits", "idx", "folder", "cifar10", "stacked-mnist", "ring8",
             "grid25", "mog1d")
 

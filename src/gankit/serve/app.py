@@ -51,16 +51,13 @@ class ResponseCache:
         self._d: OrderedDict[tuple, bytes] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def get(self, key: tuple) -> bytes | None:
         with self._lock:
             body = self._d.get(key)
             if body is None:
-                self.misses += 1
                 return None
             self._d.move_to_end(key)
-            self.hits += 1
             return body
 
     def put(self, key: tuple, body: bytes) -> None:

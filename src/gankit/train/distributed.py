@@ -65,13 +65,6 @@ def device_for(info: DistInfo, device_name: str) -> str:
     return device_name
 
 
-def all_reduce_mean_(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t /= info.world_size
-    return t
-
-
 def failure(info: DistInfo, e: BaseException) -> GankitError:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     return GankitError(f"rank {info.rank}: distributed training stopped: {first} (another process died or timed "
