@@ -16,6 +16,9 @@ from ..errors import GankitError
 from ..io import atomic_write_text
 
 LOG_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
+# What a run (and its hooks: --eval-every, --tensorboard, gankit report) writes into its folder.
+RUN_FILES = ("log.csv", "loss.png", "manifest.json", "config.json", "metrics.jsonl", "report.html")
+RUN_FOLDERS = ("samples", "checkpoints", "tensorboard")
 
 
 def git_revision() -> str | None:
@@ -49,11 +52,13 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
         raise GankitError(f"--out {out} already holds files; choose a new folder, pass --overwrite to replace "
                           f"them, or --resume {out} to continue that run")
-    if overwrite and out.is_dir():
-        for sub in ("samples", "checkpoints"):
-            for f in (out / sub).glob("*") if (out / sub).is_dir() else []:
-                f.unlink()
-        for name in ("log.csv", "loss.png", "manifest.json", "config.json"):
+    if overwrite and out.is_dir():  # remove what a run writes (and only that): nothing stale mixes in
+        import shutil
+
+        for sub in RUN_FOLDERS:
+            if (out / sub).is_dir():
+                shutil.rmtree(out / sub)
+        for name in RUN_FILES:
             if (out / name).exists():
                 (out / name).unlink()
     if resume:  # temporary files a killed writer left behind (the files they were replacing are intact)
