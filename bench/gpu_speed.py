@@ -1,5 +1,5 @@
 """GPU paths in one short script: images/s of `seed` and `dcgan-mnist` with and without bf16/fp16 autocast,
-channels-last and torch.compile, and an FD check that the GPU's samples score like the CPU's.
+channels-last, torch.compile and CUDA graphs, and an FD check that the GPU's samples score like the CPU's.
 
     python bench/gpu_speed.py [--device cuda] [--seconds 20] [--fd-steps 3000] [--append docs/BENCHMARKS.md]
 
@@ -24,10 +24,12 @@ from gankit import metrics
 from gankit.data import load_dataset
 from gankit.train.loop import Trainer
 
+GRAPHS = {"train.cuda_graphs": True}
 VARIANTS = {
-    "seed": [{}, {"train.precision": "bf16"}, {"train.compile": True}],
+    "seed": [{}, {"train.precision": "bf16"}, {"train.compile": True}, GRAPHS, {**GRAPHS, "train.precision": "bf16"}],
     "dcgan-mnist": [{}, {"train.precision": "bf16"}, {"train.precision": "fp16"}, {"train.channels_last": True},
-                    {"train.precision": "bf16", "train.channels_last": True, "train.compile": True}],
+                    {"train.precision": "bf16", "train.channels_last": True, "train.compile": True}, GRAPHS,
+                    {**GRAPHS, "train.precision": "bf16", "train.channels_last": True}],
 }
 
 
@@ -53,9 +55,10 @@ def images_per_s(preset: str, over: dict, device: str, seconds: float, data) -> 
     return statistics.median(rates) * cfg.train.batch_size if rates else float("nan")
 
 
-def fd_after(device: str, steps: int, data) -> float:
+def fd_after(device: str, steps: int, data, over: dict | None = None) -> float:
     cfg = gankit.preset("seed").with_overrides({"data.name": "fashion-mnist", "train.device": device,
-                                                "train.steps": steps, "train.progress": False, "train.sample_every": 0})
+                                                "train.steps": steps, "train.progress": False, "train.sample_every": 0,
+                                                **(over or {})})
     with tempfile.TemporaryDirectory() as tmp:
         run = gankit.train(cfg, Path(tmp) / "r", dataset=data, log=lambda *_: None)
         G = run.G.to("cpu").eval()
@@ -77,21 +80,40 @@ def main():
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
     data = load_dataset(gankit.preset("seed").data.__class__(name="fashion-mnist"), log=lambda *_: None)
     lines = [f"Device: {name}, torch {torch.__version__}.", "",
-             "| preset | variant | images/s |", "|---|---|---|"]
+             "| preset | variant | images/s | vs first row |", "|---|---|---|---|"]
+    rates: dict[tuple[str, str], float] = {}
     for preset, variants in VARIANTS.items():
+        base = None
         for over in variants:
             label = ", ".join(f"{k.split('.')[1]}={v}" for k, v in over.items()) or "fp32"
             try:
-                rate = f"{images_per_s(preset, over, args.device, args.seconds, data):,.0f}"
+                r = images_per_s(preset, over, args.device, args.seconds, data)
+                base = r if base is None else base
+                rates[(preset, label)] = r
+                rate, ratio = f"{r:,.0f}", f"{r / base:.2f}x"
             except gankit.GankitError as e:  # e.g. fp16 on a CPU
-                rate = f"not run: {e}"
-            lines.append(f"| {preset} | {label} | {rate} |")
+                rate, ratio = f"not run: {e}", ""
+            except Exception as e:  # a broken variant is a result too; the others still run
+                rate, ratio = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", ""
+            lines.append(f"| {preset} | {label} | {rate} | {ratio} |")
             print(lines[-1], flush=True)
-    epoch_s = 60000 / 100 / (float(lines[4].split("|")[3].replace(",", "")) / 100)
-    lines += ["", f"One MNIST-sized epoch of `seed` (600 steps of 100) at the fp32 rate: {epoch_s:.2f} s."]
-    fd_dev, fd_cpu = fd_after(args.device, args.fd_steps, data), fd_after("cpu", args.fd_steps, data)
-    lines += [f"`seed` after {args.fd_steps} steps, same seed: fd5k {fd_dev:.1f} on {args.device}, {fd_cpu:.1f} on "
-              f"the CPU (runs differ in float rounding, so compare them as two seeds, not bit for bit)."]
+    for label in ("fp32", "cuda_graphs=True"):
+        if ("seed", label) in rates:
+            epoch_s = 600 / (rates[("seed", label)] / 100)
+            lines += ["", f"One MNIST-sized epoch of `seed` (600 steps of 100), {label}: {epoch_s:.2f} s."]
+    dev_over = GRAPHS if args.device.startswith("cuda") else {}
+    try:
+        fd_dev = fd_after(args.device, args.fd_steps, data, dev_over)
+    except Exception as e:
+        print(f"fd with {dev_over} failed ({type(e).__name__}: {e}); without it", flush=True)
+        dev_over = {}
+        fd_dev = fd_after(args.device, args.fd_steps, data, dev_over)
+    fd_cpu = fd_after("cpu", args.fd_steps, data)
+    fd_cpu2 = fd_after("cpu", args.fd_steps, data, {"train.seed": 1})
+    lines += ["", f"`seed` after {args.fd_steps} steps (fd5k, Fashion-MNIST evaluator): {fd_dev:.1f} on "
+              f"{args.device}{' with CUDA graphs' if dev_over else ''} (seed 0), {fd_cpu:.1f} on the CPU (seed 0) and "
+              f"{fd_cpu2:.1f} on the CPU (seed 1). Float rounding differs between devices, so the two seed-0 runs "
+              f"part ways; the seed-1 CPU run shows how far two seeds differ."]
     text = "\n".join(lines)
     print(text)
     if args.append:

@@ -3,8 +3,8 @@
 Sections (each run's scores are cached as result.json in its run folder, so a rerun only retrains what is
 missing; pass --force to retrain):
 
-- ``toy``: ring8 and grid25, PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and the same networks without packing
-  (``--model.pack 1``: PacGAN's own "GAN" baseline), ``--seeds`` seeds each; 2,500 samples per run scored by
+- ``toy``: ring8 and grid25, PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and ``gan-*`` (the same networks without
+  packing: PacGAN's own "GAN" baseline), ``--seeds`` seeds each (``--jobs N`` trains N runs at once); 2,500 samples per run scored by
   gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to the published table.
 - ``fashion``: Fashion-MNIST, ``seed`` vs ``seed-plus`` vs ``dcgan-mnist`` at an equal wall-clock budget:
   FD, precision/recall (k 3) and class coverage in the domain classifier's features, 10,000 samples; a sample
@@ -111,37 +111,52 @@ def _mean_se(xs: list[float]) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------------------------
-def run_toy(args) -> list[str]:
+def _toy_run(job: tuple) -> dict:
+    """Train and score one toy run (a worker of --jobs: one torch thread each)."""
     from gankit.metrics.mixtures import PROTOCOL_N, count_modes
 
-    rows = {}
+    name, mix, seed, steps, device, run_dir, force, threads = job
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = preset_config(name).with_overrides({
+        "train.seed": seed, "data.seed": seed, "train.steps": steps, "train.epochs": None,
+        "train.progress": False, "train.sample_every": 0, "train.device": device, "train.log_every": 100,
+        "train.threads": threads})
+    run_dir, info = _train(cfg, Path(run_dir), force)
+    if "modes" not in info:
+        info.update(count_modes(_sampler(run_dir, seed)(PROTOCOL_N), mix))
+        _save(run_dir, info)
+    print(f"toy {name} seed {seed}: {info['modes']} modes, {100 * info['high_quality']:.1f} % hq", flush=True)
+    return info
+
+
+def run_toy(args) -> list[str]:
+    jobs = []
     for mix in ("ring8", "grid25"):
-        for label, over in ((f"pacgan-{mix}", {}), (f"pacgan-{mix} --model.pack 1", {"model.pack": 1})):
-            scores = []
+        for name in (f"pacgan-{mix}", f"gan-{mix}"):
             for seed in range(args.seeds):
-                cfg = preset_config(f"pacgan-{mix}").with_overrides({
-                    **over, "train.seed": seed, "data.seed": seed, "train.steps": args.toy_steps,
-                    "train.epochs": None, "train.progress": False, "train.sample_every": 0,
-                    "train.device": args.device, "train.log_every": 100})
-                run_dir = args.runs / "toy" / f"{mix}-pack{cfg.model.pack}-seed{seed}"
-                run_dir, info = _train(cfg, run_dir, args.force)
-                if "modes" not in info:
-                    info.update(count_modes(_sampler(run_dir, seed)(PROTOCOL_N), mix))
-                    _save(run_dir, info)
-                scores.append(info)
-                print(f"toy {label} seed {seed}: {info['modes']} modes, {100 * info['high_quality']:.1f} % hq",
-                      flush=True)
-            rows[(mix, label)] = scores
+                run_dir = args.runs / "toy" / f"{name}-{args.toy_steps}-seed{seed}"
+                jobs.append((name, mix, seed, args.toy_steps, args.device, str(run_dir), args.force, args.threads))
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            infos = pool.map(_toy_run, jobs, chunksize=1)
+    else:
+        infos = [_toy_run(j) for j in jobs]
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for job, info in zip(jobs, infos):
+        rows.setdefault((job[1], job[0]), []).append(info)
     lines = ["## 2-D mixtures (PROTOCOLS.md §1)", "",
              f"Budget: {args.toy_steps:,} steps of batch 100 per run (the protocol trains 400 epochs of 100,000 "
              f"points = 400,000 steps), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); "
              f"2,500 samples per run; mean ± standard error over seeds.", "",
              "| method | ring8 modes (of 8) | ring8 % high quality | grid25 modes (of 25) | grid25 % high quality |",
              "|---|---|---|---|---|"]
-    for kind, title in (("", "gankit pacgan-* (PacGAN4)"), (" --model.pack 1", "gankit pacgan-* --model.pack 1 (GAN)")):
+    for kind, title in (("pacgan", "gankit pacgan-* (PacGAN4)"), ("gan", "gankit gan-* (GAN: same nets, no packing)")):
         cells = []
         for mix in ("ring8", "grid25"):
-            s = rows[(mix, f"pacgan-{mix}{kind}")]
+            s = rows[(mix, f"{kind}-{mix}")]
             m, se = _mean_se([x["modes"] for x in s])
             h, hse = _mean_se([100 * x["high_quality"] for x in s])
             cells += [f"{m:.1f} ± {se:.1f}", f"{h:.1f} ± {hse:.1f}"]
@@ -254,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=Path("runs/zoo"))
     p.add_argument("--out", type=Path, default=Path("docs/ZOO.md"))
     p.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
+    p.add_argument("--jobs", type=int, default=1, help="toy runs trained in parallel processes (use --threads 1)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -163,6 +163,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + GradScaler, CUDA only)
     channels_last: bool = False  # conv models: channels-last memory format (faster convolutions on GPUs)
     compile: bool = False  # torch.compile G and D (measure first: it slowed the seed MLP on CPU)
+    cuda_graphs: bool = False  # CUDA: capture the whole step in a CUDA graph and replay it (train/graphs.py)
     deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs are deterministic anyway
     nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry
 
@@ -251,6 +252,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                      {**_PACGAN, "data.name": "ring8"}),
     "pacgan-grid25": ("PacGAN4 on grid25: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples",
                       {**_PACGAN, "data.name": "grid25"}),
+    "gan-ring8": ("PacGAN's own GAN baseline on ring8: the pacgan-ring8 networks and training, no packing",
+                  {**_PACGAN, "data.name": "ring8", "model.pack": 1}),
+    "gan-grid25": ("PacGAN's own GAN baseline on grid25: the pacgan-grid25 networks and training, no packing",
+                   {**_PACGAN, "data.name": "grid25", "model.pack": 1}),
     "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, PROTOCOLS.md §2): Adam 2e-4/0.5, batch 64, "
                             "50 epochs", {**_DCGAN, "data.name": "stacked-mnist", "train.epochs": 50}),
     "pacgan-stacked-mnist": ("PacDCGAN2 on stacked MNIST: the DCGAN preset with D judging 2 samples at once",

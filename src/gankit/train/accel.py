@@ -24,7 +24,8 @@ class Autocast(nn.Module):
         self.dtype = dtype
 
     def forward(self, *args, **kwargs):
-        with torch.autocast(self.device_type, dtype=self.dtype):
+        # no weight-cast cache: each region uses a weight once, and CUDA-graph capture needs it off
+        with torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=False):
             out = self.module(*args, **kwargs)
         if isinstance(out, tuple):
             return tuple(o.float() for o in out)

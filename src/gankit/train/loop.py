@@ -25,6 +25,7 @@ from ..losses import get_loss
 from ..models import build_discriminator, build_generator
 from . import accel
 from . import distributed as dist_utils
+from . import graphs
 from .checkpoint import (
     host_rng_state,
     load_checkpoint,
@@ -146,6 +147,11 @@ class Trainer(StepMixin):
         self.fixed_z = self.fixed_z.to(self.device)
         self.step = 0
         self._wrap_distributed()
+        self._graphed: graphs.GraphedStep | None = None
+        if t.cuda_graphs:
+            graphs.check(cfg, self.device, self.dist.enabled)
+            self._graphed = graphs.GraphedStep(self)
+        graphs.set_capturable((self.opt_G, self.opt_D), self._graphed is not None)
         self.run_dir = Path(out).expanduser()
         if self.dist.is_main:
             prepare_run_dir(self.run_dir, overwrite=overwrite, resume=resume)
@@ -258,6 +264,7 @@ class Trainer(StepMixin):
             load_state_strict(self.G_ema, state.get("G_ema", state["G"]), "G_ema", path)
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
+        graphs.set_capturable((self.opt_G, self.opt_D), self._graphed is not None)
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
         if self.scaler_D is not None and "scaler_D" in state:
@@ -368,6 +375,7 @@ class Trainer(StepMixin):
         if tuner is not None:
             tuner.start()
         threads_before = torch.get_num_threads()
+        step_fn = self._graphed if self._graphed is not None else self.train_step
         try:
             while self.step < self.total_steps and not self._stopping():
                 epoch, pos = divmod(self.step, self.steps_per_epoch)
@@ -378,7 +386,7 @@ class Trainer(StepMixin):
                 idx = [perm[first + i * B + lo: first + i * B + hi] for i in range(k)]
                 batches = [self.data.images[j] for j in idx]
                 labels = [self.data.labels[j] for j in idx] if cfg.model.cond != "none" else None
-                buf[len(buf_steps)] = self.train_step(batches, labels)
+                buf[len(buf_steps)] = step_fn(batches, labels)
                 self.step += 1
                 buf_steps.append((self.step, epoch + 1))
                 imgs0 += B * k
@@ -480,6 +488,9 @@ class Trainer(StepMixin):
         for opt in (self.opt_G, self.opt_D):
             for group in opt.param_groups:
                 group["lr"] *= 0.5
+        graphs.set_capturable((self.opt_G, self.opt_D), self._graphed is not None)
+        if self._graphed is not None:  # new optimizer state and learning rates: capture again
+            self._graphed.reset()
         self.log(f"non-finite loss at step {s} (d_loss={v[0]:.4g}, g_loss={v[1]:.4g}): rolled back to step "
                  f"{self.step} and halved the learning rates (retry {self._retries} of {t.nonfinite_retries})")
 

@@ -37,20 +37,35 @@ class StepMixin:
         b = n // self.dist.world_size
         return y[self.dist.rank * b:(self.dist.rank + 1) * b]
 
+    def _draw_inputs(self, k: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The latents (and fake labels, for conditional models) of one step's ``k`` D batches, in the order the
+        eager step draws them; the CUDA-graph step draws them ahead (graphs.py)."""
+        cfg = self.cfg
+        out = []
+        for _ in range(k):
+            z = self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
+            y = (self._global_randint(cfg.model.num_classes, cfg.train.batch_size) if cfg.model.cond != "none"
+                 else None)
+            out.append((z, y))
+        return out
+
     # -- the loop -----------------------------------------------------------------------------
     def _d_requires_grad(self, flag: bool) -> None:
         for p in self.D.parameters():
             p.requires_grad_(flag)
 
-    def train_step(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """One step on ``d_steps`` uint8 real batches; returns (4,) [d_loss, g_loss, D(x), D(G(z))] on device."""
+    def train_step(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None,
+                   inputs: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None) -> torch.Tensor:
+        """One step on ``d_steps`` uint8 real batches; returns (4,) [d_loss, g_loss, D(x), D(G(z))] on device.
+        ``inputs``: the step's (z, fake labels) per batch, drawn ahead by :meth:`_draw_inputs`; None draws them
+        here, interleaved with the step's other random numbers."""
         if not self.plain:
-            return self._train_step_zoo(batches, labels)
+            return self._train_step_zoo(batches, labels, inputs)
         cfg = self.cfg
         B = self.local_batch
         for i, real_u8 in enumerate(batches):
             real = to_unit_range(real_u8)
-            z = self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
+            z = inputs[i][0] if inputs is not None else self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
             if i == len(batches) - 1:
                 fake = self.G_train(z)  # G's update backpropagates through these fakes
             else:
@@ -111,7 +126,8 @@ class StepMixin:
             x = diff_augment(x, self.augment, self.aux_noise)
         return instance_noise(x, sigma, self.aux_noise)
 
-    def _train_step_zoo(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None) -> torch.Tensor:
+    def _train_step_zoo(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None,
+                        inputs: list[tuple[torch.Tensor, torch.Tensor | None]] | None) -> torch.Tensor:
         cfg, L = self.cfg, self.cfg.loss
         B, K, cond = self.local_batch, cfg.model.num_classes, cfg.model.cond
         frac = self.step / max(self.total_steps, 1)
@@ -123,8 +139,11 @@ class StepMixin:
         for i, real_u8 in enumerate(batches):
             real = to_unit_range(real_u8)
             y_real = labels[i] if labels is not None else None
-            z = self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
-            y_fake = self._global_randint(K, cfg.train.batch_size) if cond != "none" else None
+            if inputs is not None:
+                z, y_fake = inputs[i]
+            else:
+                z = self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
+                y_fake = self._global_randint(K, cfg.train.batch_size) if cond != "none" else None
             last = i == len(batches) - 1  # G's update backpropagates through the last fakes only
             with torch.set_grad_enabled(last):
                 G = self.G_train if last else self.G

@@ -1,0 +1,117 @@
+"""CUDA graphs for the training step (``train.cuda_graphs``).
+
+The seed's networks are so small that a GPU spends most of a step waiting for Python to launch ~100 tiny
+kernels. A CUDA graph records the whole step once -- both forward passes, both backward passes and both fused
+Adam updates -- and then replays it with a single launch.
+
+What a replay cannot change is what it recorded: tensor addresses, shapes and Python-side constants. So:
+
+- the step's inputs (the real batches, their labels, the latents z and the fake labels) are drawn *outside*
+  the graph, by the same generators in the same order as the eager step draws them, and copied into static
+  buffers the graph reads;
+- both optimizers are switched to ``capturable`` (their step counters live on the GPU);
+- options that draw random numbers inside the step with gankit's own generators (DiffAugment, gradient penalty,
+  instance noise), that change a constant every step (a linear lr schedule), or that synchronise with the host
+  (fp16's GradScaler) are refused with a one-line error, as are torch.compile (its ``reduce-overhead`` mode
+  already uses graphs) and torchrun;
+- the first :data:`WARMUP` steps run eagerly on a side stream (PyTorch's recipe: the optimizers create their
+  state, cuBLAS its workspace), then the step is captured and replayed from then on. A non-finite rollback or a
+  restored optimizer invalidates the graph; :meth:`GraphedStep.reset` makes the next step warm up and capture
+  again.
+
+Every step is a real training step, warm-up and capture included, and draws the same random numbers as the eager
+step, so a graphed run follows the eager run up to floating-point rounding (tests/test_gpu.py checks this).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import GankitError
+
+WARMUP = 3
+
+
+def check(cfg: Any, device: torch.device, distributed: bool) -> None:
+    """Raise a one-line :class:`GankitError` where ``train.cuda_graphs`` cannot capture this config's step."""
+    t, L = cfg.train, cfg.loss
+    problems = [
+        (device.type != "cuda", f"needs a CUDA device, this run uses {device}"),
+        (distributed, "does not combine with torchrun/--nproc yet; run one process or leave it off"),
+        (t.precision == "fp16", "does not combine with train.precision fp16 (its GradScaler syncs with the host "
+                                "each step); use bf16"),
+        (t.compile, "does not combine with train.compile (use one or the other)"),
+        (cfg.optim.lr_schedule != "constant", f"needs optim.lr_schedule constant, got {cfg.optim.lr_schedule!r} "
+                                              "(a graph keeps the learning rate it was captured with)"),
+        (bool(L.augment), "does not combine with loss.augment (DiffAugment draws random numbers inside the step)"),
+        (L.gp_weight > 0, "does not combine with loss.gp_weight (the penalty draws random numbers inside the step)"),
+        (L.instance_noise > 0, "does not combine with loss.instance_noise (it draws random numbers inside the "
+                               "step)"),
+    ]
+    for bad, why in problems:
+        if bad:
+            raise GankitError(f"train.cuda_graphs {why}")
+
+
+def set_capturable(optimizers, flag: bool) -> None:
+    """Mark optimizers capturable (step counters on the device), or not. Called again after every
+    ``load_state_dict``, which restores the flag the checkpoint was saved with."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            if "capturable" in group:
+                group["capturable"] = flag
+
+
+class GraphedStep:
+    """Callable like ``Trainer.train_step(batches, labels)``: warm-up, capture, then replay."""
+
+    def __init__(self, trainer: Any):
+        self.trainer = trainer
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the captured graph (after the optimizers' state or learning rates were replaced)."""
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.warm = 0
+        self.out: torch.Tensor | None = None
+        self.static: dict[str, Any] | None = None
+
+    def _load_inputs(self, batches, labels, inputs) -> dict[str, Any]:
+        if self.static is None:
+            self.static = {"batches": [b.clone() for b in batches],
+                           "labels": [y.clone() for y in labels] if labels is not None else None,
+                           "inputs": [(z.clone(), None if y is None else y.clone()) for z, y in inputs]}
+            return self.static
+        s = self.static
+        for dst, src in zip(s["batches"], batches):
+            dst.copy_(src, non_blocking=True)
+        if labels is not None:
+            for dst, src in zip(s["labels"], labels):
+                dst.copy_(src, non_blocking=True)
+        for (zd, yd), (zs, ys) in zip(s["inputs"], inputs):
+            zd.copy_(zs, non_blocking=True)
+            if ys is not None:
+                yd.copy_(ys, non_blocking=True)
+        return s
+
+    def __call__(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> torch.Tensor:
+        tr = self.trainer
+        s = self._load_inputs(batches, labels, tr._draw_inputs(len(batches)))
+        if self.graph is not None:
+            self.graph.replay()
+            return self.out  # type: ignore[return-value]
+        if self.warm < WARMUP:
+            side = torch.cuda.Stream(device=tr.device)
+            side.wait_stream(torch.cuda.current_stream(tr.device))
+            with torch.cuda.stream(side):
+                out = tr.train_step(s["batches"], s["labels"], s["inputs"])
+            torch.cuda.current_stream(tr.device).wait_stream(side)
+            self.warm += 1
+            return out
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.out = tr.train_step(s["batches"], s["labels"], s["inputs"])
+        self.graph = graph
+        graph.replay()  # capture records the step without running it
+        return self.out

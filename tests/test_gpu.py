@@ -1,0 +1,111 @@
+"""GPU paths: CUDA graphs, mixed precision, channels-last, compile and NCCL. Skipped without a CUDA device
+(CI has none); run on a GPU machine with ``python -m pytest tests/test_gpu.py``."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import gankit
+from gankit.train.checkpoint import load_checkpoint
+from gankit.train.loop import Trainer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def cfg(preset="seed", **kw):
+    over = {"data.name": "digits", "train.steps": 40, "train.progress": False, "train.log_every": 10,
+            "train.sample_every": 0, "train.checkpoint_every": 0, "train.device": "cuda"}
+    if preset in ("dcgan-mnist", "cgan-mnist"):
+        over.update({"model.g_channels": 8, "model.d_channels": 8, "train.batch_size": 32})
+    over.update(kw)
+    return gankit.preset(preset).with_overrides(over)
+
+
+def quiet(*_):
+    pass
+
+
+def params(res):
+    return torch.cat([p.detach().flatten().cpu() for p in list(res.G.parameters()) + list(res.D.parameters())])
+
+
+@pytest.mark.parametrize("preset,over", [
+    ("seed", {}),
+    ("seed", {"train.d_steps": 2}),
+    ("dcgan-mnist", {"optim.ema_beta": 0.99}),
+    ("cgan-mnist", {}),
+    ("dcgan-mnist", {"model.cond": "acgan", "model.num_classes": 10}),
+    ("dcgan-mnist", {"model.d_spectral_norm": True, "loss.name": "hinge", "loss.real_target": 1.0,
+                     "loss.r1_gamma": 1.0}),
+])
+def test_cuda_graph_step_follows_the_eager_step(tmp_path, preset, over):
+    eager = gankit.train(cfg(preset, **over), tmp_path / "eager", log=quiet)
+    graph = gankit.train(cfg(preset, **over, **{"train.cuda_graphs": True}), tmp_path / "graph", log=quiet)
+    assert graph.step == eager.step == 40
+    # same kernels, same random numbers: the trajectories agree to float rounding
+    assert graph.history["d_loss"] == pytest.approx(eager.history["d_loss"], rel=1e-3, abs=1e-4)
+    assert torch.allclose(params(graph), params(eager), rtol=1e-3, atol=1e-4)
+
+
+def test_cuda_graph_bf16_channels_last_runs_and_stays_close(tmp_path):
+    over = {"train.precision": "bf16", "train.channels_last": True}
+    eager = gankit.train(cfg("dcgan-mnist", **over), tmp_path / "eager", log=quiet)
+    graph = gankit.train(cfg("dcgan-mnist", **over, **{"train.cuda_graphs": True}), tmp_path / "graph", log=quiet)
+    assert graph.history["d_loss"] == pytest.approx(eager.history["d_loss"], rel=2e-2, abs=1e-3)
+
+
+def test_cuda_graph_run_resumes_to_the_uninterrupted_result(tmp_path):
+    g = {"train.cuda_graphs": True}
+    whole = gankit.train(cfg(**g), tmp_path / "whole", log=quiet)
+    gankit.train(cfg(**g, **{"train.steps": 20}), tmp_path / "split", log=quiet)
+    resumed = Trainer(cfg(**g), tmp_path / "split", resume=True, log=quiet).fit()
+    assert resumed.step == 40
+    assert torch.allclose(params(resumed), params(whole), rtol=1e-4, atol=1e-5)
+    state = load_checkpoint(tmp_path / "split")
+    assert all(g["capturable"] for g in state["opt_G"]["param_groups"])
+
+
+def test_a_nan_under_cuda_graphs_rolls_back_and_recaptures(tmp_path):
+    msgs = []
+    tr = Trainer(cfg(**{"train.cuda_graphs": True}), tmp_path / "r", log=msgs.append)
+    hit = []
+
+    def poison(t):
+        if t.step == 20 and not hit:
+            hit.append(1)
+            with torch.no_grad():
+                t.G.net[-2].bias[0] = float("nan")
+    tr.add_callback("on_log", poison)
+    res = tr.fit()
+    assert res.step == 40 and any("rolled back to step 20" in m for m in msgs)
+    assert all(torch.isfinite(torch.tensor(res.history["d_loss"])))
+    assert torch.isfinite(params(res)).all()
+
+
+@pytest.mark.parametrize("over", [{"train.precision": "bf16"}, {"train.precision": "fp16"},
+                                  {"train.channels_last": True}])
+def test_mixed_precision_and_layouts_train_on_cuda(tmp_path, over):
+    eager = gankit.train(cfg("dcgan-mnist"), tmp_path / "fp32", log=quiet)
+    res = gankit.train(cfg("dcgan-mnist", **over), tmp_path / "x", log=quiet)
+    assert all(torch.isfinite(torch.tensor(res.history["d_loss"])))
+    assert res.history["d_loss"][0] == pytest.approx(eager.history["d_loss"][0], rel=5e-2)
+
+
+def test_compile_on_cuda_matches_eager(tmp_path):
+    eager = gankit.train(cfg(**{"train.steps": 20}), tmp_path / "a", log=quiet)
+    comp = gankit.train(cfg(**{"train.steps": 20, "train.compile": True}), tmp_path / "b", log=quiet)
+    assert comp.history["d_loss"] == pytest.approx(eager.history["d_loss"], rel=1e-3, abs=1e-4)
+
+
+def test_nccl_process_group_trains_and_resumes_on_one_gpu(tmp_path):
+    args = ["train", "--preset", "seed", "--dataset", "digits", "--steps", "10", "--no-progress",
+            "--device", "cuda", "--train.log_every", "5"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "gankit",
+           *args, "--out", str(tmp_path / "ddp")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    state = load_checkpoint(tmp_path / "ddp")
+    assert state["step"] == 10
+    import json
+    assert json.loads((tmp_path / "ddp" / "manifest.json").read_text())["backend"] == "nccl"
