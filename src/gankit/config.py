@@ -163,6 +163,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + GradScaler, CUDA only)
     channels_last: bool = False  # conv models: channels-last memory format (faster convolutions on GPUs)
     compile: bool = False  # torch.compile G and D (measure first: it slowed the seed MLP on CPU)
+    fused_step: bool = True  # plain MLP GANs (the seed): hand-derived gradients instead of autograd (train/fused.py)
     cuda_graphs: bool = False  # CUDA: capture the whole step in a CUDA graph and replay it (train/graphs.py)
     deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs are deterministic anyway
     nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry

@@ -25,7 +25,7 @@ from ..losses import get_loss
 from ..models import build_discriminator, build_generator
 from . import accel
 from . import distributed as dist_utils
-from . import graphs
+from . import fused, graphs
 from .checkpoint import (
     host_rng_state,
     load_checkpoint,
@@ -147,6 +147,8 @@ class Trainer(StepMixin):
         self.fixed_z = self.fixed_z.to(self.device)
         self.step = 0
         self._wrap_distributed()
+        self._fused_why = fused.eligible(self)
+        self._fused = fused.FusedMLPStep(self) if self._fused_why is None else None
         self._graphed: graphs.GraphedStep | None = None
         if t.cuda_graphs:
             graphs.check(cfg, self.device, self.dist.enabled)
@@ -168,6 +170,8 @@ class Trainer(StepMixin):
                 "parameters": {"G": _count(self.G), "D": _count(self.D)},
                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                 "world_size": self.dist.world_size, "backend": self.dist.backend or None,
+                "step": "fused-mlp" if self._fused is not None else f"autograd ({self._fused_why})",
+                "cuda_graphs": self._graphed is not None,
             })
         self.steplog = StepLog(self.run_dir / "log.csv", start_step=self.step) if self.dist.is_main else None
 

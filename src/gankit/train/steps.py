@@ -59,6 +59,8 @@ class StepMixin:
         """One step on ``d_steps`` uint8 real batches; returns (4,) [d_loss, g_loss, D(x), D(G(z))] on device.
         ``inputs``: the step's (z, fake labels) per batch, drawn ahead by :meth:`_draw_inputs`; None draws them
         here, interleaved with the step's other random numbers."""
+        if self._fused is not None:
+            return self._fused(batches, inputs)
         if not self.plain:
             return self._train_step_zoo(batches, labels, inputs)
         cfg = self.cfg
