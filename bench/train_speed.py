@@ -2,7 +2,8 @@
 
     python bench/train_speed.py [--reps 5] [--window-steps 300] [--quick] [--write]
 
-Contestants run interleaved (gankit, careful eager, tutorial; repeated), each timed over windows of 50 steps;
+Contestants run interleaved (gankit, gankit with its autograd step instead of the fused MLP step, careful eager,
+tutorial; repeated), each timed over windows of 50 steps;
 the figure is the median window. Also measured here: the FLOPs of one step and the time the same matmul shapes
 take alone (the fraction of pure-matmul speed gankit reaches), peak RSS of a seed run on MNIST-sized data, and
 speed next to one busy process.
@@ -57,9 +58,11 @@ def median_rate(windows, B):
 
 
 def compare(cfg, data, reps, steps, with_tutorial=True):
-    res = {"gankit": [], "careful": [], "tutorial": []}
+    res = {"gankit": [], "autograd": [], "careful": [], "tutorial": []}
     for _ in range(reps):
         gankit_windows(cfg, data, steps, res["gankit"])
+        if with_tutorial:  # the MLP runs: gankit's own autograd step too, to show what the fused step buys
+            gankit_windows(cfg.with_overrides({"train.fused_step": False}), data, steps, res["autograd"])
         baselines.careful_eager(cfg, data.images, steps, res["careful"])
         if with_tutorial:
             baselines.tutorial(cfg, data.images, steps, res["tutorial"])
@@ -187,15 +190,17 @@ def main():
 
 def render(r):
     lines = [f"Machine: {r['machine']}, {r['cpus']} CPUs, torch {r['torch']}, {r['threads']} threads.", "",
-             "| run | gankit steps/s (img/s) | careful eager | tutorial loop | gankit vs careful | gankit vs tutorial |",
-             "|---|---|---|---|---|---|"]
+             "| run | gankit steps/s (img/s) | gankit, autograd step | careful eager | tutorial loop | gankit vs careful "
+             "| gankit vs tutorial |",
+             "|---|---|---|---|---|---|---|"]
     for name, v in r["runs"].items():
         g = v["gankit"]
         c = v.get("careful")
         t = v.get("tutorial")
-        lines.append(f"| {name} | {g[0]:.0f} ({g[1]:.0f}) | {c[0]:.0f} | {t[0]:.0f} | {g[0] / c[0]:.1f}x | "
-                     f"{g[0] / t[0]:.1f}x |" if t else
-                     f"| {name} | {g[0]:.0f} ({g[1]:.0f}) | {c[0]:.0f} | – | {g[0] / c[0]:.1f}x | – |")
+        a = v.get("autograd")
+        lines.append(f"| {name} | {g[0]:.0f} ({g[1]:.0f}) | {f'{a[0]:.0f}' if a else '–'} | {c[0]:.0f} | "
+                     + (f"{t[0]:.0f} | {g[0] / c[0]:.1f}x | {g[0] / t[0]:.1f}x |" if t else
+                        f"– | {g[0] / c[0]:.1f}x | – |"))
     f = r["flops"]
     lines += ["", f"One seed step (batch 100): {f['flops_per_step'] / 1e6:.0f} MFLOP in {f['matmuls_per_step']} "
               f"matmuls; gankit reaches {f['achieved_gflops']:.0f} GFLOP/s; the same matmuls alone take "
