@@ -11,9 +11,9 @@ missing; pass --force to retrain):
   grid of each.
 - ``ablation``: the seed with one cheap change at a time, same budget, to show which fixes make ``seed-plus``.
 
-Usage: python scripts/zoo_results.py [--sections toy,fashion,ablation] [--toy-steps N] [--seeds 5]
+Usage: python scripts/zoo_results.py [--sections toy,fashion,ablation] [--toy-epochs E] [--seeds 5]
        [--fashion-seconds S] [--ablation-seconds S] [--runs runs/zoo] [--out docs/ZOO.md]
-The protocol's full length is 400 epochs for the toys (--toy-steps 400000); the defaults are smaller so the
+The protocol's full length is 400 epochs for the toys (--toy-epochs 400); the defaults are smaller so the
 whole script runs in about an hour on a few CPU cores, and the document states the budget it used.
 """
 from __future__ import annotations
@@ -115,11 +115,11 @@ def _toy_run(job: tuple) -> dict:
     """Train and score one toy run (a worker of --jobs: one torch thread each)."""
     from gankit.metrics.mixtures import PROTOCOL_N, count_modes
 
-    name, mix, seed, steps, device, run_dir, force, threads = job
+    name, mix, seed, epochs, device, run_dir, force, threads = job
     if threads:
         torch.set_num_threads(threads)
     cfg = preset_config(name).with_overrides({
-        "train.seed": seed, "data.seed": seed, "train.steps": steps, "train.epochs": None,
+        "train.seed": seed, "data.seed": seed, "train.epochs": epochs, "train.steps": None,
         "train.progress": False, "train.sample_every": 0, "train.device": device, "train.log_every": 100,
         "train.threads": threads})
     run_dir, info = _train(cfg, Path(run_dir), force)
@@ -135,8 +135,8 @@ def run_toy(args) -> list[str]:
     for mix in ("ring8", "grid25"):
         for name in (f"pacgan-{mix}", f"gan-{mix}"):
             for seed in range(args.seeds):
-                run_dir = args.runs / "toy" / f"{name}-{args.toy_steps}-seed{seed}"
-                jobs.append((name, mix, seed, args.toy_steps, args.device, str(run_dir), args.force, args.threads))
+                run_dir = args.runs / "toy" / f"{name}-{args.toy_epochs}ep-seed{seed}"
+                jobs.append((name, mix, seed, args.toy_epochs, args.device, str(run_dir), args.force, args.threads))
     if args.jobs > 1:
         import multiprocessing as mp
 
@@ -148,9 +148,11 @@ def run_toy(args) -> list[str]:
     for job, info in zip(jobs, infos):
         rows.setdefault((job[1], job[0]), []).append(info)
     lines = ["## 2-D mixtures (PROTOCOLS.md §1)", "",
-             f"Budget: {args.toy_steps:,} steps of batch 100 per run (the protocol trains 400 epochs of 100,000 "
-             f"points = 400,000 steps), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); "
-             f"2,500 samples per run; mean ± standard error over seeds.", "",
+             f"Budget: {args.toy_epochs} epochs of the 100,000-point training set per run (the protocol trains 400: "
+             f"PacGAN4 draws 100 packs = 400 points per step, {args.toy_epochs * 250:,} steps here, 100,000 in the "
+             f"protocol; the unpacked GAN 100 points, {args.toy_epochs * 1000:,} steps here, 400,000 in the "
+             f"protocol), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); 2,500 samples per run; "
+             f"mean ± standard error over seeds.", "",
              "| method | ring8 modes (of 8) | ring8 % high quality | grid25 modes (of 25) | grid25 % high quality |",
              "|---|---|---|---|---|"]
     for kind, title in (("pacgan", "gankit pacgan-* (PacGAN4)"), ("gan", "gankit gan-* (GAN: same nets, no packing)")):
@@ -260,7 +262,7 @@ def run_ablation(args) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", default="toy,fashion,ablation")
-    p.add_argument("--toy-steps", type=int, default=5000)
+    p.add_argument("--toy-epochs", type=int, default=5, help="epochs per toy run (the protocol: 400)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--fashion-seconds", type=float, default=300.0)
     p.add_argument("--ablation-seconds", type=float, default=120.0)

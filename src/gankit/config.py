@@ -69,6 +69,7 @@ class ModelConfig:
     d_dropout: float = 0.0  # dropout after D's hidden activations
     g_channels: int = 64  # conv archs (dcgan, resnet): G's base width
     d_channels: int = 64  # conv archs: D's base width
+    d_layers: int = 0  # dcgan D: stride-2 convs; 0 = halve down to >= 4 pixels (2 at 28x28, 3 at 32x32)
     maxout_pieces: int = 5  # toy arch: pieces per maxout unit of D (PacGAN: 5)
     d_spectral_norm: bool = False  # spectral normalization of every D weight (Miyato et al. 2018)
     cond: str = "none"  # none | concat (cGAN, one-hot) | projection (Miyato & Koyama 2018) | acgan
@@ -87,6 +88,7 @@ class ModelConfig:
         _check(self.d_norm in ("none", "batch", "layer"),
                f"model.d_norm must be one of none, batch, layer; got {self.d_norm!r}")
         _check(0.0 <= self.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+        _check(0 <= self.d_layers <= 8, f"model.d_layers must be in [0, 8] (0 = automatic), got {self.d_layers}")
         _check(self.g_channels > 0 and self.d_channels > 0,
                f"model.g_channels and model.d_channels must be positive, got {self.g_channels}, {self.d_channels}")
         _check(self.maxout_pieces >= 1, f"model.maxout_pieces must be >= 1, got {self.maxout_pieces}")
@@ -225,9 +227,12 @@ _DCGAN = {"model.arch": "dcgan", "model.g_norm": "batch", "model.d_norm": "batch
           "train.batch_size": 64}  # Radford et al. 2016: Adam 2e-4, beta1 0.5, BN in G and D, N(0, 0.02) init
 _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 400, 400), "model.g_norm": "batch",
            "model.leaky_slope": 0.0, "model.d_hidden": (200, 200, 200), "model.maxout_pieces": 5,
-           "model.pack": 4, "model.init": "torch", "loss.real_target": 1.0, "optim.g_lr": 1e-4, "optim.d_lr": 1e-4,
-           "optim.beta1": 0.8, "train.batch_size": 100, "train.epochs": 400,
-           "train.sample_every": 50, "train.checkpoint_every": 0}  # PacGAN's 2-D setting (PROTOCOLS.md §1)
+           "model.pack": 4, "model.init": "dcgan", "loss.real_target": 1.0, "optim.g_lr": 1e-4, "optim.d_lr": 1e-4,
+           "optim.beta1": 0.8, "train.batch_size": 400, "train.epochs": 400,
+           "train.sample_every": 50, "train.checkpoint_every": 0}
+# PacGAN's 2-D setting (PROTOCOLS.md §1, as in the authors' code): weights N(0, 0.02); each D batch holds 100 packs,
+# so PacGAN4 draws 400 samples per step (train.batch_size counts samples) and 400 epochs of 100,000 points are
+# 100,000 steps; the unpacked GAN draws 100 per step, 400,000 steps.
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
@@ -249,18 +254,22 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                        "optim.g_lr": 2e-4, "optim.d_lr": 2e-4, "optim.beta1": 0.0, "optim.beta2": 0.9,
                        "optim.lr_schedule": "linear", "train.batch_size": 64, "train.d_steps": 5,
                        "train.steps": 50_000, "train.epochs": None}),
-    "pacgan-ring8": ("PacGAN4 on ring8: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples",
+    "pacgan-ring8": ("PacGAN4 on ring8: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples, "
+                     "100 packs per batch",
                      {**_PACGAN, "data.name": "ring8"}),
-    "pacgan-grid25": ("PacGAN4 on grid25: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples",
+    "pacgan-grid25": ("PacGAN4 on grid25: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples, "
+                      "100 packs per batch",
                       {**_PACGAN, "data.name": "grid25"}),
     "gan-ring8": ("PacGAN's own GAN baseline on ring8: the pacgan-ring8 networks and training, no packing",
-                  {**_PACGAN, "data.name": "ring8", "model.pack": 1}),
+                  {**_PACGAN, "data.name": "ring8", "model.pack": 1, "train.batch_size": 100}),
     "gan-grid25": ("PacGAN's own GAN baseline on grid25: the pacgan-grid25 networks and training, no packing",
-                   {**_PACGAN, "data.name": "grid25", "model.pack": 1}),
-    "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, PROTOCOLS.md §2): Adam 2e-4/0.5, batch 64, "
-                            "50 epochs", {**_DCGAN, "data.name": "stacked-mnist", "train.epochs": 50}),
+                   {**_PACGAN, "data.name": "grid25", "model.pack": 1, "train.batch_size": 100}),
+    "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, PROTOCOLS.md §2): D convs 64-128-256-512, "
+                            "Adam 2e-4/0.5, batch 64, 50 epochs",
+                            {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "train.epochs": 50}),
     "pacgan-stacked-mnist": ("PacDCGAN2 on stacked MNIST: the DCGAN preset with D judging 2 samples at once",
-                             {**_DCGAN, "data.name": "stacked-mnist", "model.pack": 2, "train.epochs": 50}),
+                             {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "model.pack": 2,
+                              "train.epochs": 50}),
 }
 
 

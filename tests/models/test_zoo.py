@@ -71,6 +71,22 @@ def test_dcgan_64_matches_the_paper_widths():
     assert has_batch_coupling(D) and not has_batch_coupling(build_discriminator(ModelConfig(), (1, 8, 8)))
 
 
+def test_dcgan_d_layers_4_at_28_is_the_stacked_mnist_protocol_d():
+    """PROTOCOLS.md §2: D convs 64-128-256-512 with leaky ReLU and BN, here 28 -> 14 -> 7 -> 3 -> 1 pixels."""
+    cfg = ModelConfig(arch="dcgan", d_channels=64, d_norm="batch", d_layers=4, pack=2)
+    D = build_discriminator(cfg, (3, 28, 28))
+    convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [64, 128, 256, 512] and convs[0].in_channels == 6  # packed
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for m in convs]
+    assert D(torch.randn(4, 3, 28, 28)).shape == (2,)
+    assert sizes == [14, 7, 3, 1]
+    for h in hooks:
+        h.remove()
+    with pytest.raises(GankitError, match="halves 28-pixel images below one pixel; use at most 4"):
+        build_discriminator(ModelConfig(arch="dcgan", d_layers=5), (1, 28, 28))
+
+
 @pytest.mark.parametrize("arch", ["mlp", "toy"])
 def test_vector_data(arch):
     cfg = _cfg(arch, g_hidden=(8, 8))

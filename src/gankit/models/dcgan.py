@@ -4,7 +4,8 @@ that halves down to a small start (28 -> 7, 32 -> 4, 64 -> 4; grayscale or RGB).
 G: z -> Linear to (2^(n-1)·g_channels, s0, s0) -> n × [norm, ReLU, ConvT 4×4 stride 2] -> tanh, where the last
    ConvT outputs the image channels and each earlier one halves the width.
 D: x -> n × [Conv 4×4 stride 2, norm (not on the first), leaky ReLU] (widths d_channels·1, 2, 4, ...) -> flatten
-   -> Linear 1. At 64×64 that is the paper's 64-128-256-512 D; at 28×28 it is 64-128.
+   -> Linear 1. At 64×64 that is the paper's 64-128-256-512 D; at 28×28 it is 64-128, or with
+   ``model.d_layers 4`` the 64-128-256-512 D of the Stacked MNIST protocol (28 -> 14 -> 7 -> 3 -> 1 pixels).
 Every D in gankit exposes ``features(x) -> (N, F)`` and ``head`` (Linear F -> 1), which the conditional
 wrappers build on.
 """
@@ -101,6 +102,13 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         c, res = check_image_shape("dcgan", img_shape)
         s0, n = start_resolution(res)
+        if cfg.d_layers:
+            if 2 ** cfg.d_layers > res:
+                raise GankitError(f"model.d_layers {cfg.d_layers} halves {res}-pixel images below one pixel; use at "
+                                  f"most {res.bit_length() - 1}")
+            n, s0 = cfg.d_layers, res
+            for _ in range(n):  # Conv 4x4 / 2, padding 1: floor(s / 2)
+                s0 //= 2
         layers: list[nn.Module] = []
         width_in = c
         for i in range(n):
