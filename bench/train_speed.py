@@ -190,7 +190,8 @@ def main():
 
 def render(r):
     lines = [f"Machine: {r['machine']}, {r['cpus']} CPUs, torch {r['torch']}, {r['threads']} threads.", "",
-             "| run | gankit steps/s (img/s) | gankit, autograd step | careful eager | tutorial loop | gankit vs careful "
+             "| run | gankit steps/s (img/s) | gankit, autograd step | careful eager | tutorial loop "
+             "| gankit vs careful "
              "| gankit vs tutorial |",
              "|---|---|---|---|---|---|---|"]
     for name, v in r["runs"].items():

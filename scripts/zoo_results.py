@@ -4,8 +4,9 @@ Sections (each run's scores are cached as result.json in its run folder, so a re
 missing; pass --force to retrain):
 
 - ``toy``: ring8 and grid25, PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and ``gan-*`` (the same networks without
-  packing: PacGAN's own "GAN" baseline), ``--seeds`` seeds each (``--jobs N`` trains N runs at once); 2,500 samples per run scored by
-  gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to the published table.
+  packing: PacGAN's own "GAN" baseline), ``--seeds`` seeds each (``--jobs N`` trains N runs at once); 2,500
+  samples per run scored by gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to
+  the published table. On a GPU: ``--device cuda --cuda-graphs``.
 - ``fashion``: Fashion-MNIST, ``seed`` vs ``seed-plus`` vs ``dcgan-mnist`` at an equal wall-clock budget:
   FD, precision/recall (k 3) and class coverage in the domain classifier's features, 10,000 samples; a sample
   grid of each.
@@ -115,11 +116,12 @@ def _toy_run(job: tuple) -> dict:
     """Train and score one toy run (a worker of --jobs: one torch thread each)."""
     from gankit.metrics.mixtures import PROTOCOL_N, count_modes
 
-    name, mix, seed, epochs, device, run_dir, force, threads = job
+    name, mix, seed, epochs, device, run_dir, force, threads, graphs = job
     if threads:
         torch.set_num_threads(threads)
     cfg = preset_config(name).with_overrides({
-        "train.seed": seed, "data.seed": seed, "train.epochs": epochs, "train.steps": None,
+        "train.cuda_graphs": graphs, "train.seed": seed, "data.seed": seed, "train.epochs": epochs,
+        "train.steps": None,
         "train.progress": False, "train.sample_every": 0, "train.device": device, "train.log_every": 100,
         "train.threads": threads})
     run_dir, info = _train(cfg, Path(run_dir), force)
@@ -136,7 +138,8 @@ def run_toy(args) -> list[str]:
         for name in (f"pacgan-{mix}", f"gan-{mix}"):
             for seed in range(args.seeds):
                 run_dir = args.runs / "toy" / f"{name}-{args.toy_epochs}ep-seed{seed}"
-                jobs.append((name, mix, seed, args.toy_epochs, args.device, str(run_dir), args.force, args.threads))
+                jobs.append((name, mix, seed, args.toy_epochs, args.device, str(run_dir), args.force, args.threads,
+                             args.cuda_graphs))
     if args.jobs > 1:
         import multiprocessing as mp
 
@@ -272,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/ZOO.md"))
     p.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
     p.add_argument("--jobs", type=int, default=1, help="toy runs trained in parallel processes (use --threads 1)")
+    p.add_argument("--cuda-graphs", action="store_true", help="toy runs on --device cuda with train.cuda_graphs")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
