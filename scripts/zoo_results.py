@@ -155,7 +155,13 @@ def run_toy(args) -> list[str]:
              f"PacGAN4 draws 100 packs = 400 points per step, {args.toy_epochs * 250:,} steps here, 100,000 in the "
              f"protocol; the unpacked GAN 100 points, {args.toy_epochs * 1000:,} steps here, 400,000 in the "
              f"protocol), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); 2,500 samples per run; "
-             f"mean ± standard error over seeds.", "",
+             f"mean ± standard error over seeds."]
+    if args.toy_epochs < 400:
+        lines.append(f"This is {args.toy_epochs / 4:.1f} % of the protocol's training: the table shows early training, "
+                     f"not the protocol's end point, and is comparable with the published rows only once "
+                     f"`--toy-epochs 400` has run (about 25 CPU-hours for the 20 runs, or `--device cuda "
+                     f"--cuda-graphs`).")
+    lines += ["",
              "| method | ring8 modes (of 8) | ring8 % high quality | grid25 modes (of 25) | grid25 % high quality |",
              "|---|---|---|---|---|"]
     for kind, title in (("pacgan", "gankit pacgan-* (PacGAN4)"), ("gan", "gankit gan-* (GAN: same nets, no packing)")):

@@ -85,32 +85,32 @@ def ring8_sample(n: int, generator: torch.Generator) -> torch.Tensor:
     return means + RING8_STD * torch.randn(n, 2, generator=generator)
 
 
-def mode_stats(samples: np.ndarray, means: np.ndarray = RING8_MEANS, std: float = RING8_STD) -> dict:
-    """PROTOCOLS.md §1 on generated samples (N, 2): a sample is high quality if it lies within 3 std of its
-    nearest mean; a mode is captured if at least one high-quality sample is nearest to it. ``kl``: KL in nats of
-    the histogram of high-quality samples over the modes against the uniform one (None if there are none).
-    ``effective_modes`` (not part of the protocol): exp(entropy) of the mode histogram of the samples within half
-    the smallest distance between two means of their nearest mean (so unambiguously in that mode's basin): 1 when
-    they all sit at one mode, K when they spread evenly, None if there are none; ``basin_pct``: the % of samples
-    it counts. Together they see collapse before the samples are sharp enough to count as high quality."""
+def mode_stats(samples: np.ndarray) -> dict:
+    """PROTOCOLS.md §1 on generated ring8 samples (N, 2), by the toolkit's own protocol code
+    (:class:`gankit.metrics.mixtures.ModeCounter`): modes captured, % high quality, and ``kl`` (None where no
+    sample is high quality). Beyond the protocol: ``effective_modes``, exp(entropy) of the mode histogram of the
+    samples within half the smallest distance between two means of their nearest mean (so unambiguously in that
+    mode's basin): 1 when they all sit at one mode, K when they spread evenly, None if there are none; and
+    ``basin_pct``, the % of samples it counts. Together they see collapse before the samples are sharp enough to
+    count as high quality."""
+    from ..metrics.mixtures import ModeCounter
+
     samples = np.asarray(samples, dtype=np.float64)
+    counter = ModeCounter("ring8")
+    counter.update(torch.from_numpy(samples))
+    proto = counter.compute()
+    means = RING8_MEANS
     dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=-1)  # (N, K)
     nearest = dist.argmin(1)
-    high = dist[np.arange(len(samples)), nearest] / std < 3.0
-    counts = np.bincount(nearest[high], minlength=len(means))
-    kl = None
-    if counts.sum() > 0:
-        h = counts / counts.sum()
-        nz = h > 0
-        kl = float((h[nz] * np.log(h[nz] * len(means))).sum())
     spacing = np.linalg.norm(means[:, None] - means[None], axis=-1)[~np.eye(len(means), dtype=bool)].min()
     in_basin = dist[np.arange(len(samples)), nearest] < spacing / 2
     effective = None
     if in_basin.any():
         share = np.bincount(nearest[in_basin], minlength=len(means)) / in_basin.sum()
         effective = math.exp(-float((share[share > 0] * np.log(share[share > 0])).sum()))
-    return {"modes": int((counts > 0).sum()), "high_quality_pct": float(100.0 * high.mean()), "kl": kl,
-            "effective_modes": effective, "basin_pct": float(100.0 * in_basin.mean()), "counts": counts.tolist()}
+    return {"modes": proto["modes"], "high_quality_pct": 100.0 * proto["high_quality"],
+            "kl": proto["kl"] if math.isfinite(proto["kl"]) else None, "effective_modes": effective,
+            "basin_pct": float(100.0 * in_basin.mean()), "counts": counter.hq_counts.astype(int).tolist()}
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
