@@ -78,9 +78,10 @@ def test_fast_adam_step_is_torchs_fused_adam_bit_for_bit():
             assert torch.equal(a.state[p][k], b.state[q][k])
 
 
-def test_fused_and_autograd_runs_follow_the_same_trajectory(tmp_path):
-    a = gankit.train(cfg(**{"train.fused_step": False}), tmp_path / "a", log=quiet)
-    b = gankit.train(cfg(), tmp_path / "b", log=quiet)
+@pytest.mark.parametrize("over", [{}, {"train.d_steps": 2}])
+def test_fused_and_autograd_runs_follow_the_same_trajectory(tmp_path, over):
+    a = gankit.train(cfg(**over, **{"train.fused_step": False}), tmp_path / "a", log=quiet)
+    b = gankit.train(cfg(**over), tmp_path / "b", log=quiet)
     assert b.history["d_loss"][0] == pytest.approx(a.history["d_loss"][0], rel=1e-6)
     assert b.history["g_loss"] == pytest.approx(a.history["g_loss"], rel=1e-2)
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["step"] == "fused-mlp"
