@@ -64,11 +64,12 @@ def test_preset_trains_and_samples(name, tmp_path):
 
 
 def test_seed_takes_the_seed_step_and_the_general_step_matches_it(tmp_path):
+    # the autograd seed step (the fused one is checked against autograd in tests/train/test_fused.py)
     cfg = preset_config("seed").with_overrides({**TINY, "train.steps": 3, "model.g_hidden": (16,),
-                                                "model.d_hidden": (16,)})
+                                                "model.d_hidden": (16,), "train.fused_step": False})
     data = _images((1, 8, 8))
     plain = Trainer(cfg, tmp_path / "a", dataset=data, log=_quiet)
-    assert plain.plain
+    assert plain.plain and plain._fused is None
     general = Trainer(cfg, tmp_path / "b", dataset=data, log=_quiet)
     general.plain = False  # the general step with every option off must reproduce the seed's exactly
     ha, hb = plain.fit().history, general.fit().history

@@ -106,9 +106,8 @@ class DCGANDiscriminator(nn.Module):
             if 2 ** cfg.d_layers > res:
                 raise GankitError(f"model.d_layers {cfg.d_layers} halves {res}-pixel images below one pixel; use at "
                                   f"most {res.bit_length() - 1}")
-            n, s0 = cfg.d_layers, res
-            for _ in range(n):  # Conv 4x4 / 2, padding 1: floor(s / 2)
-                s0 //= 2
+            n = cfg.d_layers
+            s0 = res >> n  # each Conv 4x4 / 2 with padding 1 maps s to floor(s / 2)
         layers: list[nn.Module] = []
         width_in = c
         for i in range(n):

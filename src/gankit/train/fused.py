@@ -182,13 +182,12 @@ class FusedMLPStep:
                     p.grad = torch.zeros_like(p)
 
     @torch.no_grad()
-    def __call__(self, batches: list[torch.Tensor], inputs=None) -> torch.Tensor:
+    def __call__(self, batches: list[torch.Tensor], inputs: list[tuple[torch.Tensor, Any]]) -> torch.Tensor:
+        """One step on ``batches`` with the latents ``inputs[i][0]`` (from ``Trainer._draw_inputs``)."""
         tr = self.tr
-        cfg = tr.cfg
         self.ensure_grads()
-        for i, real_u8 in enumerate(batches):
+        for real_u8, (z, _) in zip(batches, inputs):
             real = to_unit_range(real_u8).flatten(1)
-            z = inputs[i][0] if inputs is not None else tr._global_randn(cfg.train.batch_size, cfg.model.z_dim)
             fake, g_ins, g_pres = self.g_forward(z)
             d_loss, s = self.d_grads(real, fake)
             adam_step(tr.opt_D)

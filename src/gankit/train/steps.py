@@ -58,16 +58,18 @@ class StepMixin:
                    inputs: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None) -> torch.Tensor:
         """One step on ``d_steps`` uint8 real batches; returns (4,) [d_loss, g_loss, D(x), D(G(z))] on device.
         ``inputs``: the step's (z, fake labels) per batch, drawn ahead by :meth:`_draw_inputs`; None draws them
-        here, interleaved with the step's other random numbers."""
-        if self._fused is not None:
-            return self._fused(batches, inputs)
+        here (the option steps interleave them with their other random numbers)."""
         if not self.plain:
             return self._train_step_zoo(batches, labels, inputs)
+        if inputs is None:  # the seed's step draws nothing else from self.noise: drawing ahead is the same stream
+            inputs = self._draw_inputs(len(batches))
+        if self._fused is not None:
+            return self._fused(batches, inputs)
         cfg = self.cfg
         B = self.local_batch
         for i, real_u8 in enumerate(batches):
             real = to_unit_range(real_u8)
-            z = inputs[i][0] if inputs is not None else self._global_randn(cfg.train.batch_size, cfg.model.z_dim)
+            z = inputs[i][0]
             if i == len(batches) - 1:
                 fake = self.G_train(z)  # G's update backpropagates through these fakes
             else:
