@@ -6,7 +6,8 @@ missing; pass --force to retrain):
 - ``toy``: ring8 and grid25, PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and ``gan-*`` (the same networks without
   packing: PacGAN's own "GAN" baseline), ``--seeds`` seeds each (``--jobs N`` trains N runs at once); 2,500
   samples per run scored by gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to
-  the published table. On a GPU: ``--device cuda --cuda-graphs``.
+  the published table. On a GPU: ``--device cuda --cuda-graphs --ensemble`` (each method's 10 runs train as one
+  batched network).
 - ``fashion``: Fashion-MNIST, ``seed`` vs ``seed-plus`` vs ``dcgan-mnist`` at an equal wall-clock budget:
   FD, precision/recall (k 3) and class coverage in the domain classifier's features, 10,000 samples; a sample
   grid of each.
@@ -112,24 +113,69 @@ def _mean_se(xs: list[float]) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------------------------
-def _toy_run(job: tuple) -> dict:
-    """Train and score one toy run (a worker of --jobs: one torch thread each)."""
-    from gankit.metrics.mixtures import PROTOCOL_N, count_modes
-
-    name, mix, seed, epochs, device, run_dir, force, threads, graphs = job
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = preset_config(name).with_overrides({
+def _toy_cfg(name: str, seed: int, epochs: int, device: str, threads: int, graphs: bool, tf32: bool = False):
+    return preset_config(name).with_overrides({"train.tf32": tf32,
         "train.cuda_graphs": graphs, "train.seed": seed, "data.seed": seed, "train.epochs": epochs,
         "train.steps": None,
         "train.progress": False, "train.sample_every": 0, "train.device": device, "train.log_every": 100,
         "train.threads": threads})
-    run_dir, info = _train(cfg, Path(run_dir), force)
+
+
+def _where(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"CPU, torch {torch.__version__}"
+
+
+def _score_toy(name: str, mix: str, seed: int, run_dir: Path, info: dict) -> dict:
+    from gankit.metrics.mixtures import PROTOCOL_N, count_modes
+
     if "modes" not in info:
         info.update(count_modes(_sampler(run_dir, seed)(PROTOCOL_N), mix))
         _save(run_dir, info)
     print(f"toy {name} seed {seed}: {info['modes']} modes, {100 * info['high_quality']:.1f} % hq", flush=True)
     return info
+
+
+def _toy_run(job: tuple) -> dict:
+    """Train and score one toy run (a worker of --jobs: one torch thread each)."""
+    name, mix, seed, epochs, device, run_dir, force, threads, graphs = job
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = _toy_cfg(name, seed, epochs, device, threads, graphs)
+    run_dir, info = _train(cfg, Path(run_dir), force)
+    if "trained_on" not in info:
+        info["trained_on"] = f"{_where(device)}, one run per process"
+    return _score_toy(name, mix, seed, run_dir, info)
+
+
+def _toy_ensembles(jobs: list[tuple], tf32: bool) -> list[dict]:
+    """--ensemble: the pacgan-* runs train as one batched network, the gan-* runs as another (train/ensemble.py);
+    runs with a result.json are kept."""
+    from gankit.train.ensemble import Ensemble
+
+    infos: dict[str, dict] = {}
+    for kind in ("pacgan", "gan"):
+        group = [j for j in jobs if j[0].startswith(kind + "-")]
+        todo = [j for j in group if j[6] or not (Path(j[5]) / "result.json").is_file()]
+        if todo:
+            device, graphs = todo[0][4], todo[0][8]
+            cfgs = [_toy_cfg(j[0], j[2], j[3], j[4], j[7], j[8], tf32) for j in todo]
+            t0 = time.perf_counter()
+            ens = Ensemble(cfgs, [Path(j[5]) for j in todo], overwrite=True, log=_quiet)
+            res = ens.fit()
+            if res[0].interrupted:  # checkpoints are saved; no result.json, so a rerun trains these again
+                raise SystemExit(f"toy {kind}-* ensemble stopped at step {res[0].step}; rerun to train it again")
+            seconds = round(time.perf_counter() - t0, 1)
+            for j, r in zip(todo, res):
+                _save(Path(j[5]), {"steps": r.step, "seconds": seconds,
+                                   "trained_on": f"{_where(device)}, {len(todo)} runs as one ensemble"
+                                                 f"{' with CUDA graphs' if graphs else ''}"
+                                                 f"{', TF32 matmuls' if tf32 else ', float32'}"})
+        for j in group:
+            info = json.loads((Path(j[5]) / "result.json").read_text())
+            infos[j[5]] = _score_toy(j[0], j[1], j[2], Path(j[5]), info)
+    return [infos[j[5]] for j in jobs]
 
 
 def run_toy(args) -> list[str]:
@@ -140,7 +186,9 @@ def run_toy(args) -> list[str]:
                 run_dir = args.runs / "toy" / f"{name}-{args.toy_epochs}ep-seed{seed}"
                 jobs.append((name, mix, seed, args.toy_epochs, args.device, str(run_dir), args.force, args.threads,
                              args.cuda_graphs))
-    if args.jobs > 1:
+    if args.ensemble:
+        infos = _toy_ensembles(jobs, args.tf32)
+    elif args.jobs > 1:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(args.jobs) as pool:
@@ -155,12 +203,13 @@ def run_toy(args) -> list[str]:
              f"PacGAN4 draws 100 packs = 400 points per step, {args.toy_epochs * 250:,} steps here, 100,000 in the "
              f"protocol; the unpacked GAN 100 points, {args.toy_epochs * 1000:,} steps here, 400,000 in the "
              f"protocol), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); 2,500 samples per run; "
-             f"mean ± standard error over seeds."]
+             f"mean ± standard error over seeds. Trained on: "
+             f"{'; '.join(sorted({str(i.get('trained_on', 'not recorded')) for i in infos}))}."]
     if args.toy_epochs < 400:
         lines.append(f"This is {args.toy_epochs / 4:.1f} % of the protocol's training: the table shows early training, "
                      f"not the protocol's end point, and is comparable with the published rows only once "
-                     f"`--toy-epochs 400` has run (about 25 CPU-hours for the 20 runs, or `--device cuda "
-                     f"--cuda-graphs`).")
+                     f"`--toy-epochs 400` has run (about 25 CPU-hours for the 20 runs one by one, far less with "
+                     f"`--device cuda --cuda-graphs --ensemble`).")
     lines += ["",
              "| method | ring8 modes (of 8) | ring8 % high quality | grid25 modes (of 25) | grid25 % high quality |",
              "|---|---|---|---|---|"]
@@ -282,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
     p.add_argument("--jobs", type=int, default=1, help="toy runs trained in parallel processes (use --threads 1)")
     p.add_argument("--cuda-graphs", action="store_true", help="toy runs on --device cuda with train.cuda_graphs")
+    p.add_argument("--tf32", action="store_true", help="with --ensemble on CUDA: train.tf32 (TF32 matmuls)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="train the toy seeds of each method as one batched network (gankit train --seeds)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

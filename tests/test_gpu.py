@@ -110,3 +110,32 @@ def test_two_nccl_processes_train_and_only_rank_0_writes(tmp_path):
     assert load_checkpoint(tmp_path / "ddp")["step"] == 10
     manifest = json.loads((tmp_path / "ddp" / "manifest.json").read_text())
     assert manifest["backend"] == "nccl" and manifest["world_size"] == 2
+
+
+def test_graphed_ensemble_follows_the_eager_ensemble(tmp_path):
+    """--seeds under train.cuda_graphs: the captured ensemble step (batch gather, both updates, statistics) replays
+    what the eager ensemble computes; members stay ordinary run folders."""
+    from gankit.train.ensemble import Ensemble, seed_configs
+
+    over = {"data.name": "ring8", "data.size": 4000, "train.epochs": 3, "model.g_hidden": (64, 64),
+            "model.d_hidden": (32, 32)}
+    runs = {}
+    for mode in (False, True):
+        cfgs = seed_configs(cfg("pacgan-ring8", **over, **{"train.cuda_graphs": mode}), [0, 1, 2])
+        ens = Ensemble(cfgs, [tmp_path / f"{mode}{k}" for k in range(3)], log=quiet)
+        ens.fit()
+        runs[mode] = ens
+    for k in range(3):
+        for net in ("G", "D"):
+            a, b = getattr(runs[False], net).member_state(k), getattr(runs[True], net).member_state(k)
+            for key in a:
+                torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4)
+        g = gankit.load(tmp_path / f"True{k}")
+        assert g.step == 3 * runs[True].spe
+
+
+def test_tf32_switches_float32_matmuls_per_run(tmp_path):
+    gankit.train(cfg(**{"train.tf32": True, "train.steps": 5}), tmp_path / "a", log=quiet)
+    assert torch.backends.cuda.matmul.allow_tf32
+    gankit.train(cfg(**{"train.steps": 5}), tmp_path / "b", log=quiet)
+    assert not torch.backends.cuda.matmul.allow_tf32

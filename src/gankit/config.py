@@ -167,6 +167,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile G and D (measure first: it slowed the seed MLP on CPU)
     fused_step: bool = True  # plain MLP GANs (the seed): hand-derived gradients instead of autograd (train/fused.py)
     cuda_graphs: bool = False  # CUDA: capture the whole step in a CUDA graph and replay it (train/graphs.py)
+    tf32: bool = False  # CUDA: float32 matmuls on TF32 tensor cores (faster; inputs rounded to 10-bit mantissas)
     deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs are deterministic anyway
     nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry
 

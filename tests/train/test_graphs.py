@@ -78,3 +78,9 @@ def test_a_checkpoint_saved_capturable_resumes_on_cpu(tmp_path):
     res = Trainer(cfg(**{"train.steps": 16}), tmp_path / "r", resume=True, log=quiet)
     assert all(not g["capturable"] for o in (res.opt_G, res.opt_D) for g in o.param_groups)
     assert res.fit().step == 16
+
+
+def test_tf32_on_cpu_is_refused_before_the_run_folder_is_made(tmp_path):
+    with pytest.raises(gankit.GankitError, match="train.tf32 needs a CUDA device"):
+        gankit.train(cfg(**{"train.tf32": True}), tmp_path / "r", log=quiet)
+    assert not (tmp_path / "r").exists()

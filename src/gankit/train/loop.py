@@ -110,6 +110,10 @@ class Trainer(StepMixin):
         self.device = resolve_device(dist_utils.device_for(self.dist, cfg.train.device))
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        if self.device.type == "cuda":  # process-wide switch: each run sets it as its config says
+            torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32
+        elif cfg.train.tf32:
+            raise GankitError(f"train.tf32 needs a CUDA device, this run uses {self.device}")
         if cfg.train.deterministic:  # GPU kernels with atomics (scatter-add, some convolutions) become exact
             import os
 

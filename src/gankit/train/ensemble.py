@@ -1,0 +1,421 @@
+"""Many independent runs of one model trained in lockstep as a single batched network (``gankit train --seeds``).
+
+Protocols report means over seeds (PROTOCOLS.md §1: ≥ 5 seeds per number), and small networks leave a GPU
+idle: one toy run launches the same few hundred tiny kernels per step whatever the batch. An :class:`Ensemble`
+stacks the K runs' parameters along a new first axis (``torch.func.stack_module_state``) and runs the step once
+for all of them with ``torch.func.vmap`` over ``functional_call``: every matrix product becomes one batched
+product, and the step costs about what one run's step costs until the GPU is busy.
+
+The runs stay independent:
+
+- each member is a full :class:`~gankit.train.loop.Trainer` (its own config, run folder, dataset, seed,
+  initial weights, data order and latent stream), built exactly as a single run builds it, so a member's
+  folder is an ordinary run folder: ``gankit sample``, ``evaluate``, ``serve`` and ``train --resume`` read it;
+- the step's losses are per-member means (vmap over the loss functions) summed, so each member's gradient is
+  its own loss's gradient; batch norm keeps per-member statistics (vmap over the running buffers); Adam is
+  elementwise, so one optimizer over the stacked tensors is K optimizers;
+- a member's batches follow its run's epoch permutation (``epoch_permutation(n, seed, epoch)``) exactly. Its
+  latents come from its own generator (seeded like a single run's), drawn a whole epoch at a time, so they are
+  the same distribution as a single run's but not the same numbers: a member matches a single run of its seed
+  in law, and step for step given the same inputs (tests/train/test_ensemble.py checks both).
+
+On CUDA with ``train.cuda_graphs`` the step -- the batch gather, both updates and the per-step statistics -- is
+captured once and replayed; only the epoch's permutations and latents are copied in between epochs.
+
+Limits (refused with a one-line error): unconditional models, one D update per G update, fp32, one process,
+no EMA, gradient penalty, R1, DiffAugment, instance noise, dropout, spectral norm or lr schedule, and members
+that differ only in their seeds and dataset (same shape and size). Ensembles do not roll back a non-finite loss
+(a single run does): the run stops and names the member.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from ..config import RunConfig
+from ..data import to_unit_range
+from ..errors import GankitError
+from ..io import atomic_write_text
+from ..models import has_batch_coupling
+from . import accel, graphs
+from .loop import RunResult, Trainer, epoch_permutation
+from .rundir import Progress, plot_losses
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"1,5,7"`` -> [1, 5, 7]; ranges and lists combine (``"0-2,9"``)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                a, b = int(lo), int(hi)
+                if b < a:
+                    raise ValueError
+                seeds.extend(range(a, b + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise GankitError(f"--seeds {text!r}: expected seeds like 0-4 or 0,1,2 (non-negative integers)") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds) or not seeds:
+        raise GankitError(f"--seeds {text!r}: expected distinct non-negative seeds like 0-4 or 0,1,2")
+    return seeds
+
+
+def seed_configs(cfg: RunConfig, seeds: Sequence[int]) -> list[RunConfig]:
+    """One config per seed: ``train.seed = data.seed = s`` (a toy mixture's training set is drawn per run)."""
+    return [cfg.with_overrides({"train.seed": s, "data.seed": s}) for s in seeds]
+
+
+def check_members(cfgs: Sequence[RunConfig]) -> None:
+    """Raise a one-line :class:`GankitError` unless ``cfgs`` can train as one ensemble."""
+    if not cfgs:
+        raise GankitError("an ensemble needs at least one member")
+    base = cfgs[0]
+    m, L, o, t = base.model, base.loss, base.optim, base.train
+    problems = [
+        (m.cond != "none", "needs an unconditional model (model.cond none)"),
+        (t.d_steps != 1, f"needs train.d_steps 1, got {t.d_steps}"),
+        (t.precision != "fp32", f"needs train.precision fp32, got {t.precision!r}"),
+        (t.compile, "does not combine with train.compile"),
+        (o.ema_beta > 0, "does not keep G_ema yet; set optim.ema_beta 0"),
+        (o.lr_schedule != "constant", "needs optim.lr_schedule constant"),
+        (L.gp_weight > 0 or L.r1_gamma > 0, "does not combine with loss.gp_weight or loss.r1_gamma"),
+        (bool(L.augment) or L.instance_noise > 0, "does not combine with loss.augment or loss.instance_noise"),
+        (m.d_dropout > 0, "does not combine with dropout (model.d_dropout)"),
+        (m.d_spectral_norm, "does not combine with model.d_spectral_norm"),
+    ]
+    for bad, why in problems:
+        if bad:
+            raise GankitError(f"training several seeds at once {why}")
+
+    def shared(c: RunConfig) -> dict[str, Any]:
+        d = c.to_dict()
+        d["train"] = {k: v for k, v in d["train"].items() if k != "seed"}
+        d.pop("data")
+        d.pop("preset", None)
+        return d
+    for c in cfgs[1:]:
+        if shared(c) != shared(base):
+            raise GankitError("ensemble members must share every setting but train.seed and the data section")
+
+
+def _stacked_call(base: torch.nn.Module, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+    return functional_call(base, (params, buffers), (x,))
+
+
+@dataclass
+class _Net:
+    """K stacked copies of one module: parameters and buffers (K, ...), called as ``net(x)`` with x (K, N, ...)."""
+
+    base: torch.nn.Module  # structure only (on the meta device)
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+
+    @classmethod
+    def stack(cls, modules: Sequence[torch.nn.Module]) -> _Net:
+        params, buffers = stack_module_state(list(modules))
+        base = copy.deepcopy(modules[0]).to("meta")
+        return cls(base, params, buffers)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return vmap(partial(_stacked_call, self.base))(self.params, self.buffers, x)
+
+    def train(self, flag: bool) -> None:
+        self.base.train(flag)
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        return {**{n: p[k].detach().clone() for n, p in self.params.items()},
+                **{n: b[k].clone() for n, b in self.buffers.items()}}
+
+
+class Ensemble:
+    """Trains ``len(cfgs)`` runs into ``outs`` (one run folder each) as one batched network."""
+
+    def __init__(self, cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *, overwrite: bool = False,
+                 resume: bool = False, log: Callable[[str], None] = print):
+        if len(cfgs) != len(outs):
+            raise GankitError(f"{len(cfgs)} configs for {len(outs)} run folders")
+        if not resume:
+            check_members(cfgs)
+        self.log = log
+        quiet = lambda *_: None  # the members stay silent; the ensemble reports
+        self.members = [Trainer(c, o, overwrite=overwrite, resume=resume, log=quiet) for c, o in zip(cfgs, outs)]
+        if resume:
+            check_members([m.cfg for m in self.members])
+        first = self.members[0]
+        self.cfg, self.device, self.K = first.cfg, first.device, len(self.members)
+        if first.dist.enabled:
+            raise GankitError("training several seeds at once runs in one process; drop torchrun/--nproc")
+        for m in self.members[1:]:
+            if m.img_shape != first.img_shape or len(m.data) != len(first.data):
+                raise GankitError(f"ensemble members need datasets of one shape and size: {first.data.name} "
+                                  f"{len(first.data)}×{list(first.img_shape)} vs {m.data.name} "
+                                  f"{len(m.data)}×{list(m.img_shape)}")
+        steps = {m.step for m in self.members}
+        if len(steps) > 1:
+            raise GankitError(f"cannot resume these runs together: their checkpoints are at different steps "
+                              f"({sorted(steps)}); resume each alone with gankit train --resume")
+        self.step = first.step
+        self.B, self.spe, self.total_steps = first.cfg.train.batch_size, first.steps_per_epoch, first.total_steps
+        self.G = _Net.stack([m.G for m in self.members])
+        self.D = _Net.stack([m.D for m in self.members])
+        self.two_pass = has_batch_coupling(first.D)
+        self.d_loss_fn, self.g_loss_fn = first.d_loss_fn, first.g_loss_fn
+        o = self.cfg.optim
+        self.opt_G = accel.adam(self.G.params.values(), o.g_lr, o)
+        self.opt_D = accel.adam(self.D.params.values(), o.d_lr, o)
+        for opt, which in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
+            self._load_opt(opt, which)
+        self.cuda_graphs = self.cfg.train.cuda_graphs
+        if self.cuda_graphs:
+            graphs.check(self.cfg, self.device, False)
+        graphs.set_capturable((self.opt_G, self.opt_D), self.cuda_graphs)
+        # The data of all members, deduplicated, as one tensor; member k reads rows offset[k] + its permutation.
+        datas: list[torch.Tensor] = []
+        offsets = []
+        for m in self.members:
+            for j, d in enumerate(datas):
+                if d is m.data.images or (d.shape == m.data.images.shape and torch.equal(d, m.data.images)):
+                    offsets.append(j * len(first.data))
+                    break
+            else:
+                offsets.append(len(datas) * len(first.data))
+                datas.append(m.data.images)
+        self.data = datas[0] if len(datas) == 1 else torch.cat(datas)
+        self.offsets = torch.tensor(offsets, device=self.device).view(self.K, 1)
+        n = self.spe * self.B
+        z_dim = self.cfg.model.z_dim
+        self.idx_epoch = torch.zeros(self.K, n, dtype=torch.long, device=self.device)
+        self.z_epoch = torch.zeros(self.K, n, z_dim, device=self.device)
+        self.cursor = torch.arange(self.B, device=self.device)
+        self.stats = torch.zeros(self.spe, self.K, 4, device=self.device)
+        self._epoch_noise: list[torch.Tensor] = []
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._warm = 0
+        self._stop_signal: int | None = None
+        self._stop_requested = False
+        self._write_manifests()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _load_opt(self, opt: torch.optim.Optimizer, which: str) -> None:
+        """Stack the members' Adam states (present when resuming) into the ensemble optimizer."""
+        states = [getattr(m, which).state_dict()["state"] for m in self.members]
+        if not states[0]:
+            return
+        sd = opt.state_dict()
+        stacked = {}
+        for i in range(len(sd["param_groups"][0]["params"])):
+            s0 = states[0][i]
+            stacked[i] = {k: (v if k == "step" else torch.stack([s[i][k] for s in states]))
+                          for k, v in s0.items()}
+        sd["state"] = stacked
+        opt.load_state_dict(sd)
+
+    def _write_back(self) -> None:
+        """Copy each member's slice of the stacked weights and Adam states into its Trainer."""
+        for net, opt, which in ((self.G, self.opt_G, "G"), (self.D, self.opt_D, "D")):
+            names = list(net.params)
+            ens_state = opt.state_dict()["state"]
+            for k, m in enumerate(self.members):
+                module = getattr(m, which)
+                module.load_state_dict(net.member_state(k))
+                mopt = getattr(m, f"opt_{which}")
+                msd = mopt.state_dict()
+                msd["state"] = {i: {key: (v.clone() if key == "step" else v[k].clone())
+                                    for key, v in ens_state[i].items()} for i in range(len(names)) if i in ens_state}
+                mopt.load_state_dict(msd)
+                graphs.set_capturable((mopt,), m._graphed is not None)
+        for m in self.members:
+            m.step = self.step
+
+    def save(self) -> None:
+        """Each member's ``last.pt``; a mid-epoch save keeps the latent generator's state at the epoch's start,
+        so a resumed ensemble redraws this epoch's latents and continues exactly."""
+        self._write_back()
+        for k, m in enumerate(self.members):
+            now = m.noise.get_state()
+            if self._epoch_noise and self.step % self.spe:
+                m.noise.set_state(self._epoch_noise[k])
+            m.save("last.pt")
+            m.noise.set_state(now)
+
+    def _write_manifests(self) -> None:
+        for k, m in enumerate(self.members):
+            path = m.run_dir / "manifest.json"
+            if not path.is_file():
+                continue
+            man = json.loads(path.read_text())
+            man["ensemble"] = {"members": self.K, "index": k, "seeds": [x.cfg.train.seed for x in self.members],
+                               "cuda_graphs": self.cfg.train.cuda_graphs}
+            man["step"] = "ensemble (vmap over stacked members)"
+            atomic_write_text(path, json.dumps(man, indent=2, default=str) + "\n")
+
+    # -- the step ---------------------------------------------------------------------------------
+    def update(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """One D and one G update of every member: ``real`` (K, B, ...) in the model's range, ``z`` (K, B, z_dim).
+        Returns (K, 4): d_loss, g_loss, D(x), D(G(z)) per member (as ``Trainer.train_step`` returns for one)."""
+        L = self.cfg.loss
+        d_loss_fn = partial(self.d_loss_fn, real_target=L.real_target, fake_target=L.fake_target)
+        fake = self.G(z)
+        if self.two_pass:
+            real_logits, fake_logits = self.D(real), self.D(fake.detach())
+        else:
+            logits = self.D(torch.cat([real, fake.detach()], dim=1))
+            half = logits.shape[1] // 2  # B, or B/pack packs per half
+            real_logits, fake_logits = logits[:, :half], logits[:, half:]
+        d_loss = vmap(d_loss_fn)(real_logits, fake_logits)
+        accel.backward_step(d_loss.sum(), self.opt_D, None)  # the sum: each member gets its own loss's gradient
+        for p in self.D.params.values():
+            p.requires_grad_(False)
+        g_loss = vmap(self.g_loss_fn)(self.D(fake))
+        accel.backward_step(g_loss.sum(), self.opt_G, None)
+        for p in self.D.params.values():
+            p.requires_grad_(True)
+        with torch.no_grad():
+            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
+                                torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)
+
+    def _step(self) -> None:
+        """The next step of the epoch: gather the members' batches and latents at the cursor, update, record."""
+        idx = self.idx_epoch.index_select(1, self.cursor)  # (K, B) rows of self.data
+        real = to_unit_range(self.data.index_select(0, idx.reshape(-1))).view(self.K, self.B, *self.data.shape[1:])
+        z = self.z_epoch.index_select(1, self.cursor)
+        vals = self.update(real, z)
+        self.stats.index_copy_(0, torch.div(self.cursor[:1], self.B, rounding_mode="floor"), vals.unsqueeze(0))
+        self.cursor.add_(self.B)
+
+    def _run_step(self) -> None:
+        if self._graph is not None:
+            self._graph.replay()
+            return
+        if not self.cuda_graphs:
+            self._step()
+            return
+        if self._warm < graphs.WARMUP:  # eager warm-up steps on a side stream (PyTorch's capture recipe)
+            side = torch.cuda.Stream(device=self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self._step()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._warm += 1
+            return
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step()
+        self._graph = graph
+        graph.replay()  # capture records the step without running it
+
+    def batch_indices(self, k: int, epoch: int) -> torch.Tensor:
+        """Member ``k``'s dataset rows for ``epoch``, in order (its run's epoch permutation)."""
+        return epoch_permutation(len(self.members[k].data), self.members[k].cfg.train.seed, epoch)
+
+    def _begin_epoch(self, epoch: int, pos: int) -> None:
+        n = self.spe * self.B
+        idx = torch.stack([self.batch_indices(k, epoch)[:n] for k in range(self.K)]).to(self.device)
+        self.idx_epoch.copy_(idx + self.offsets)
+        self._epoch_noise = [m.noise.get_state() for m in self.members]
+        for k, m in enumerate(self.members):
+            self.z_epoch[k].copy_(torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=m.noise))
+        self.cursor.copy_(torch.arange(self.B, device=self.device) + pos * self.B)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask :meth:`fit` to stop after the current step (checkpoints are written)."""
+        self._stop_requested = True
+
+    def _flush(self, first: int, last: int, epoch: int) -> list[float]:
+        """Log steps first+1..last (positions in the epoch) of every member; stop on a non-finite value.
+        Returns the last step's values averaged over the members (for the progress line)."""
+        vals = self.stats[first:last].cpu().tolist()
+        base = epoch * self.spe
+        for k, m in enumerate(self.members):
+            rows = [(base + i + 1, epoch + 1, *v[k]) for i, v in zip(range(first, last), vals)]
+            for r in rows:
+                if not all(math.isfinite(x) for x in r[2:]):
+                    raise GankitError(f"member {k} (seed {m.cfg.train.seed}, {m.run_dir}) has a non-finite loss at "
+                                      f"step {r[0]}; ensembles do not roll back: train that seed alone "
+                                      f"(gankit train --seed {m.cfg.train.seed}) or lower the learning rates")
+            if m.steplog is not None:
+                m.steplog.append(rows)
+        return [sum(v[k][j] for k in range(self.K)) / self.K for v in vals[-1:] for j in range(4)]
+
+    def fit(self) -> list[RunResult]:
+        """Train every member to ``total_steps``; Ctrl-C/SIGTERM stop after the current step with checkpoints."""
+        t = self.cfg.train
+        old: dict[int, Any] = {}
+
+        def handler(signum, _frame):
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[s] = signal.signal(s, handler)
+            except ValueError:  # not the main thread
+                pass
+        bar = Progress(t.progress, self.total_steps, self.step)
+        t0, steps0 = time.perf_counter(), self.step
+        stopping = lambda: self._stop_requested or self._stop_signal is not None
+        try:
+            while self.step < self.total_steps and not stopping():
+                epoch, pos = divmod(self.step, self.spe)
+                self._begin_epoch(epoch, pos)
+                end = min(self.spe, pos + self.total_steps - self.step)
+                flushed = pos
+                for i in range(pos, end):
+                    self._run_step()
+                    self.step += 1
+                    if (i + 1 - flushed) >= t.log_every or i + 1 == end or stopping():
+                        means = self._flush(flushed, i + 1, epoch)
+                        bar.update(i + 1 - flushed, {
+                            "epoch": epoch + 1, **dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), means)),
+                            "img_per_s": (self.step - steps0) * self.B * self.K / max(time.perf_counter() - t0, 1e-9)})
+                        flushed = i + 1
+                    if stopping():
+                        break
+                if self.step % self.spe == 0:
+                    self._end_of_epoch(self.step // self.spe)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            bar.close()
+        self.save()
+        interrupted = self._stop_signal is not None
+        for m in self.members:
+            if not interrupted:
+                m.write_grid("final.png")
+                plot_losses(m.run_dir / "log.csv", m.run_dir / "loss.png")
+        if interrupted:
+            name = signal.Signals(self._stop_signal).name
+            print(f"gankit: {name} received: stopped at step {self.step}, checkpoints saved; resume with the same "
+                  f"command and --resume", file=sys.stderr, flush=True)
+        return [RunResult(m.run_dir, m.cfg, m.G, m.D, self.step, self.step // self.spe, {}, interrupted)
+                for m in self.members]
+
+    def _end_of_epoch(self, epoch: int) -> None:
+        t = self.cfg.train
+        keep = bool(t.checkpoint_every) and epoch % t.checkpoint_every == 0
+        grid = bool(t.sample_every) and epoch % t.sample_every == 0
+        if not (keep or grid):
+            return
+        self._write_back()
+        for m in self.members:
+            if grid:
+                m.write_grid(f"epoch_{epoch:04d}.png")
+            if keep:
+                m.save("last.pt")
+                m.save(f"epoch_{epoch:04d}.pt")
+        self.log(f"epoch {epoch}: {self.K} members, step {self.step} of {self.total_steps}")
