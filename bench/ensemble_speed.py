@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     graphs = args.device.startswith("cuda")
     where = (torch.cuda.get_device_name(0) if graphs
              else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
-    lines = [f"### Training {args.members} seeds at once (`--seeds`), {where}, torch {torch.__version__}", "",
+    lines = [f"## Training {args.members} seeds at once (`--seeds`), {where}, torch {torch.__version__}", "",
              f"`python bench/ensemble_speed.py --device {args.device} --members {args.members} "
              f"--seconds {args.seconds:g}`; CUDA graphs {'on' if graphs else 'off'} for both columns.", "",
              "| preset | batch | single run steps/s | ensemble steps/s | run-steps/s vs single |", "|---|---|---|---|---|"]

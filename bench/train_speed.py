@@ -182,7 +182,9 @@ def main():
             "`python bench/eval_speed.py --append docs/BENCHMARKS.md`. Ratios are measured in the same run "
             "(contestants interleaved, median of 50-step windows). On a machine with a GPU, "
             "`python bench/gpu_speed.py --append docs/BENCHMARKS.md` adds the GPU section (images/s with and "
-            "without AMP, channels-last, compile and CUDA graphs; FD of GPU vs CPU samples), which reruns here keep."
+            "without AMP, channels-last, compile and CUDA graphs; FD of GPU vs CPU samples), which reruns here keep; "
+            "`python bench/ensemble_speed.py --append docs/BENCHMARKS.md` adds the `--seeds` section (K seeds as one "
+            "batched network against one run)."
             "\n\n## Training speed (CPU)\n\n" + text + "\n" + gpu)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -13,10 +13,13 @@ missing; pass --force to retrain):
   grid of each.
 - ``ablation``: the seed with one cheap change at a time, same budget, to show which fixes make ``seed-plus``.
 
-Usage: python scripts/zoo_results.py [--sections toy,fashion,ablation] [--toy-epochs E] [--seeds 5]
-       [--fashion-seconds S] [--ablation-seconds S] [--runs runs/zoo] [--out docs/ZOO.md]
+Usage: python scripts/zoo_results.py [--sections toy,fashion,ablation] [--toy-epochs E[,E2...]] [--seeds 5]
+       [--fashion-seconds S] [--ablation-seconds S] [--runs runs/zoo] [--out docs/ZOO.md] [--cached]
 The protocol's full length is 400 epochs for the toys (--toy-epochs 400); the defaults are smaller so the
-whole script runs in about an hour on a few CPU cores, and the document states the budget it used.
+whole script runs in about an hour on a few CPU cores, and the document states the budget it used. Only the
+sections asked for are rewritten in --out; the others stay as they are. A toy ensemble stopped part-way (a time
+limit, Ctrl-C) keeps its checkpoints, and the same command resumes it. --cached writes the toy tables from the
+runs already scored (e.g. trained on a GPU machine and copied back) and lists the rest as not run.
 """
 from __future__ import annotations
 
@@ -162,10 +165,16 @@ def _toy_ensembles(jobs: list[tuple], tf32: bool) -> list[dict]:
             device, graphs = todo[0][4], todo[0][8]
             cfgs = [_toy_cfg(j[0], j[2], j[3], j[4], j[7], j[8], tf32) for j in todo]
             t0 = time.perf_counter()
-            ens = Ensemble(cfgs, [Path(j[5]) for j in todo], overwrite=True, log=_quiet)
+            # an ensemble stopped earlier (Ctrl-C, a time limit) left checkpoints and no result.json: continue it
+            resume = not any(j[6] for j in todo) and all((Path(j[5]) / "checkpoints" / "last.pt").is_file()
+                                                         for j in todo)
+            ens = Ensemble(cfgs, [Path(j[5]) for j in todo], overwrite=not resume, resume=resume, log=_quiet)
+            if resume:
+                print(f"toy {kind}-*: resuming {len(todo)} runs at step {ens.step}", flush=True)
             res = ens.fit()
-            if res[0].interrupted:  # checkpoints are saved; no result.json, so a rerun trains these again
-                raise SystemExit(f"toy {kind}-* ensemble stopped at step {res[0].step}; rerun to train it again")
+            if res[0].interrupted:  # checkpoints are saved and no result.json written: a rerun resumes
+                raise SystemExit(f"toy {kind}-* ensemble stopped at step {res[0].step}; rerun the same command to "
+                                 f"resume it")
             seconds = round(time.perf_counter() - t0, 1)
             for j, r in zip(todo, res):
                 _save(Path(j[5]), {"steps": r.step, "seconds": seconds,
@@ -178,16 +187,44 @@ def _toy_ensembles(jobs: list[tuple], tf32: bool) -> list[dict]:
     return [infos[j[5]] for j in jobs]
 
 
-def run_toy(args) -> list[str]:
+def _toy_jobs(args, epochs: int) -> list[tuple]:
     jobs = []
     for mix in ("ring8", "grid25"):
         for name in (f"pacgan-{mix}", f"gan-{mix}"):
             for seed in range(args.seeds):
-                run_dir = args.runs / "toy" / f"{name}-{args.toy_epochs}ep-seed{seed}"
-                jobs.append((name, mix, seed, args.toy_epochs, args.device, str(run_dir), args.force, args.threads,
+                run_dir = args.runs / "toy" / f"{name}-{epochs}ep-seed{seed}"
+                jobs.append((name, mix, seed, epochs, args.device, str(run_dir), args.force, args.threads,
                              args.cuda_graphs))
-    if args.ensemble:
-        infos = _toy_ensembles(jobs, args.tf32)
+    return jobs
+
+
+def _cached(job: tuple) -> dict | None:
+    f = Path(job[5]) / "result.json"
+    info = json.loads(f.read_text()) if f.is_file() else None
+    return info if info is not None and "modes" in info else None
+
+
+def run_toy(args) -> list[str]:
+    budgets = [int(e) for e in str(args.toy_epochs).split(",")]
+    lines = ["## 2-D mixtures (PROTOCOLS.md §1)", "", _generated(args, "toy"), "",
+             f"{args.seeds} seeds per method and mixture (train.seed = data.seed = 0..{args.seeds - 1}); 2,500 samples "
+             f"per run scored by gankit.metrics.mixtures; mean ± standard error over the seeds. The protocol trains "
+             f"400 epochs; as in the authors' code an epoch is 1,000 steps of 100 packs for every method (their "
+             f"training set holds 100,000 packs), so 400,000 steps: PacGAN4 sees 400 points per step, the GAN 100. "
+             f"Each run's folder records where it trained (result.json).", ""]
+    for epochs in budgets:
+        lines += _toy_table(args, epochs)
+    lines += ["Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED]
+    return lines + [""]
+
+
+def _toy_table(args, epochs: int) -> list[str]:
+    jobs = _toy_jobs(args, epochs)
+    if args.cached:  # the document from the runs already trained; the others are listed as not run
+        infos: list[dict | None] = [_cached(j) for j in jobs]
+    elif args.ensemble:
+        infos = list(_toy_ensembles(jobs, args.tf32))
     elif args.jobs > 1:
         import multiprocessing as mp
 
@@ -195,40 +232,79 @@ def run_toy(args) -> list[str]:
             infos = pool.map(_toy_run, jobs, chunksize=1)
     else:
         infos = [_toy_run(j) for j in jobs]
-    rows: dict[tuple[str, str], list[dict]] = {}
+    rows: dict[tuple[str, str], list[dict | None]] = {}
     for job, info in zip(jobs, infos):
         rows.setdefault((job[1], job[0]), []).append(info)
-    lines = ["## 2-D mixtures (PROTOCOLS.md §1)", "",
-             f"Budget: {args.toy_epochs} epochs of the 100,000-point training set per run (the protocol trains 400: "
-             f"PacGAN4 draws 100 packs = 400 points per step, {args.toy_epochs * 250:,} steps here, 100,000 in the "
-             f"protocol; the unpacked GAN 100 points, {args.toy_epochs * 1000:,} steps here, 400,000 in the "
-             f"protocol), {args.seeds} seeds (train.seed = data.seed = 0..{args.seeds - 1}); 2,500 samples per run; "
-             f"mean ± standard error over seeds. Trained on: "
-             f"{'; '.join(sorted({str(i.get('trained_on', 'not recorded')) for i in infos}))}."]
-    if args.toy_epochs < 400:
-        lines.append(f"This is {args.toy_epochs / 4:.1f} % of the protocol's training: the table shows early training, "
-                     f"not the protocol's end point, and is comparable with the published rows only once "
-                     f"`--toy-epochs 400` has run (about 25 CPU-hours for the 20 runs one by one, far less with "
-                     f"`--device cuda --cuda-graphs --ensemble`).")
+    where = sorted({str(i.get("trained_on", "not recorded")) for i in infos if i is not None})
+    lines = [f"### {epochs} epochs ({epochs / 4:g} % of the protocol's training)", "",
+             f"Trained on: {'; '.join(where) if where else 'nothing yet'}."]
+    if epochs < 400:
+        lines.append("Early training, not the protocol's end point: compare these rows with each other, and with the "
+                     "published ones only at 400 epochs.")
     lines += ["",
-             "| method | ring8 modes (of 8) | ring8 % high quality | grid25 modes (of 25) | grid25 % high quality |",
-             "|---|---|---|---|---|"]
+              "| method | ring8 modes (of 8) | ring8 % high quality | grid25 modes (of 25) | grid25 % high quality |",
+              "|---|---|---|---|---|"]
+    missing = []
     for kind, title in (("pacgan", "gankit pacgan-* (PacGAN4)"), ("gan", "gankit gan-* (GAN: same nets, no packing)")):
         cells = []
         for mix in ("ring8", "grid25"):
-            s = rows[(mix, f"{kind}-{mix}")]
+            s = [x for x in rows[(mix, f"{kind}-{mix}")] if x is not None]
+            if len(s) < args.seeds:
+                missing.append(f"`{kind}-{mix}` ({args.seeds - len(s)} of {args.seeds} seeds)")
+            if not s:
+                cells += ["not run", "not run"]
+                continue
             m, se = _mean_se([x["modes"] for x in s])
             h, hse = _mean_se([100 * x["high_quality"] for x in s])
-            cells += [f"{m:.1f} ± {se:.1f}", f"{h:.1f} ± {hse:.1f}"]
+            n = "" if len(s) == args.seeds else f" ({len(s)} seeds)"
+            cells += [f"{m:.1f} ± {se:.1f}{n}", f"{h:.1f} ± {hse:.1f}{n}"]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    lines += ["", "Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |",
-              "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED]
-    lines += ["", "Per run (modes / % high quality / KL of the captured-mode histogram to uniform):", ""]
+    notes = sorted({str(i["note"]) for i in infos if i is not None and i.get("note")})
+    for note in notes:
+        who = sorted({f"`{j[0]}`" for j, i in zip(jobs, infos) if i is not None and i.get("note") == note})
+        lines += ["", f"Note on {', '.join(who)}: {note}."]
+    if missing:
+        lines += ["", f"Not run yet at {epochs} epochs: {', '.join(missing)}; train them with `python "
+                      f"scripts/zoo_results.py --sections toy --toy-epochs {epochs} --device cuda --cuda-graphs "
+                      f"--ensemble` (a GPU) or without `--cached` on a CPU."]
+    if any(x is not None for x in infos):
+        lines += ["", "Per run (modes / % high quality / KL of the captured-mode histogram to uniform):", ""]
     for (mix, label), s in rows.items():
-        lines.append(f"- `{label}`: " + "; ".join(f"{x['modes']}/{100 * x['high_quality']:.1f}%/KL {x['kl']:.3f}"
-                                                  for x in s))
+        done = [x for x in s if x is not None]
+        if done:
+            lines.append(f"- `{label}`: " + "; ".join(
+                f"{x['modes']}/{100 * x['high_quality']:.1f}%/KL {x['kl']:.3f}" for x in done))
     return lines + [""]
+
+
+def _generated(args, section: str) -> str:
+    return (f"Generated by `python scripts/zoo_results.py {' '.join(args.argv)}` (gankit {gankit.__version__}, "
+            f"torch {torch.__version__}, {args.device_name}, {time.strftime('%Y-%m-%d', time.gmtime())}); "
+            f"`--sections {section}` regenerates this section alone. Do not edit by hand.")
+
+
+SECTION_ORDER = ("## 2-D mixtures", "## Fashion-MNIST", "## Which cheap fixes")
+
+
+def _replace_sections(old: str, head: list[str], new: dict[str, list[str]]) -> str:
+    """``old`` with its preamble replaced by ``head`` and each ``## `` section whose heading is a key of ``new``
+    replaced by that body; sections in :data:`SECTION_ORDER`, then any others as they were."""
+    sections: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in old.splitlines():
+        if line.startswith("## "):
+            current = line
+            sections[current] = []
+        if current is not None:  # lines before the first section are the old preamble: replaced
+            sections[current].append(line)
+    sections.update(new)
+
+    def rank(heading: str) -> int:
+        return next((i for i, p in enumerate(SECTION_ORDER) if heading.startswith(p)), len(SECTION_ORDER))
+    out = list(head)
+    for heading in sorted(sections, key=rank):  # stable: unknown sections keep their order, last
+        out += sections[heading]
+    return "\n".join(out).rstrip() + "\n"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,7 +371,7 @@ def run_fashion(args) -> list[str]:
     entries = [(p, p, {}) for p in ("seed", "seed-plus", "dcgan-mnist")]
     res = _fashion_runs(args, entries, args.fashion_seconds, "fashion", grids=True)
     ev = res[0][1]["evaluator"]
-    lines = ["## Fashion-MNIST at equal wall-clock", "",
+    lines = ["## Fashion-MNIST at equal wall-clock", "", _generated(args, "fashion"), "",
              f"Each preset trains for {args.fashion_seconds:.0f} s of wall-clock on {args.device_name}, then G "
              f"(G_ema where the preset keeps one) draws 10,000 samples. FD, precision/recall (k = 3) and classes in "
              f"the features of gankit's Fashion-MNIST classifier (PROTOCOLS.md §4; comparable only within gankit):",
@@ -312,7 +388,7 @@ def run_fashion(args) -> list[str]:
 def run_ablation(args) -> list[str]:
     entries = [(label, "seed", over) for label, over in ABLATION] + [("seed-plus", "seed-plus", {})]
     res = _fashion_runs(args, entries, args.ablation_seconds, "ablation", grids=False)
-    return ["## Which cheap fixes make seed-plus", "",
+    return ["## Which cheap fixes make seed-plus", "", _generated(args, "ablation"), "",
             f"The seed with one change at a time, {args.ablation_seconds:.0f} s each on Fashion-MNIST, same metrics:",
             ""] + _fashion_table(res) + [""]
 
@@ -320,7 +396,10 @@ def run_ablation(args) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", default="toy,fashion,ablation")
-    p.add_argument("--toy-epochs", type=int, default=5, help="epochs per toy run (the protocol: 400)")
+    p.add_argument("--toy-epochs", default="5", help="epochs per toy run (the protocol: 400); a list (400,30) "
+                                                    "gives a table per budget")
+    p.add_argument("--cached", action="store_true",
+                   help="toy: use the runs already trained (result.json); list the others as not run")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--fashion-seconds", type=float, default=300.0)
     p.add_argument("--ablation-seconds", type=float, default=120.0)
@@ -339,17 +418,18 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     args.device_name = (torch.cuda.get_device_name(0) if args.device.startswith("cuda") else
                         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    args.argv = argv if argv is not None else sys.argv[1:]
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    body: list[str] = []
+    new: dict[str, list[str]] = {}
     for name, fn in (("toy", run_toy), ("fashion", run_fashion), ("ablation", run_ablation)):
         if name in sections:
-            body += fn(args)
-    head = ["# Model zoo results", "",
-            f"Generated by `python scripts/zoo_results.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
-            f"(gankit {gankit.__version__}, torch {torch.__version__}, {args.device_name}, "
-            f"{time.strftime('%Y-%m-%d', time.gmtime())}). Do not edit by hand.", ""]
+            body = fn(args)
+            new[body[0]] = body
+    head = ["# Model zoo results", "", "Every number here comes from `scripts/zoo_results.py`; each section says the "
+            "command that made it.", ""]
+    old = args.out.read_text() if args.out.is_file() else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(head + body).rstrip() + "\n")
+    args.out.write_text(_replace_sections(old, head, new))
     print(f"wrote {args.out}")
     return 0
 

@@ -117,8 +117,8 @@ def test_graphed_ensemble_follows_the_eager_ensemble(tmp_path):
     what the eager ensemble computes; members stay ordinary run folders."""
     from gankit.train.ensemble import Ensemble, seed_configs
 
-    over = {"data.name": "ring8", "data.size": 4000, "train.epochs": 3, "model.g_hidden": (64, 64),
-            "model.d_hidden": (32, 32)}
+    over = {"data.name": "ring8", "data.size": 4000, "train.epochs": 3, "train.steps": None,
+            "model.g_hidden": (64, 64), "model.d_hidden": (32, 32)}
     runs = {}
     for mode in (False, True):
         cfgs = seed_configs(cfg("pacgan-ring8", **over, **{"train.cuda_graphs": mode}), [0, 1, 2])

@@ -19,6 +19,10 @@ def test_readme_shell_examples(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = gankit.preset("seed").with_overrides({"data.name": "digits", "train.steps": 20, "train.progress": False})
     gankit.train(cfg, "runs/fm", log=lambda *_: None)
+    # the --seeds examples resume and sample a seeds folder: a tiny one stands in for it
+    assert cli.main(["train", "--preset", "pacgan-ring8", "--seeds", "0-4", "--steps", "3", "--device", "cpu",
+                     "--data.size", "2000", "--model.g_hidden", "8,8", "--model.d_hidden", "8", "--no-progress",
+                     "--out", "runs/ring8"]) == 0
     lines = [ln.split("  #")[0].strip() for b in blocks("bash") for ln in b.splitlines()]
     cmds = [shlex.split(ln)[1:] for ln in lines if ln.startswith("gankit ")]
     assert len(cmds) >= 7
@@ -31,6 +35,7 @@ def test_readme_shell_examples(tmp_path, monkeypatch):
             args = args + ["--dry-run"]
         assert cli.main(args) == 0, args
     assert np.load("samples.npz")["images"].shape == (1000, 8, 8)
+    assert np.load("ring8-seed3.npz")["points"].shape == (2500, 2)
     # the main-job line ends with the gankit command the test above dry-runs
     main_job = [ln for ln in lines if "pip install" in ln and "gankit train" in ln]
     assert main_job and cli.main(shlex.split(main_job[0].split("&& gankit ")[1]) + ["--dry-run"]) == 0

@@ -231,9 +231,10 @@ _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 4
            "model.pack": 4, "model.init": "dcgan", "loss.real_target": 1.0, "optim.g_lr": 1e-4, "optim.d_lr": 1e-4,
            "optim.beta1": 0.8, "train.batch_size": 400, "train.epochs": 400,
            "train.sample_every": 50, "train.checkpoint_every": 0}
-# PacGAN's 2-D setting (PROTOCOLS.md §1, as in the authors' code): weights N(0, 0.02); each D batch holds 100 packs,
-# so PacGAN4 draws 400 samples per step (train.batch_size counts samples) and 400 epochs of 100,000 points are
-# 100,000 steps; the unpacked GAN draws 100 per step, 400,000 steps.
+# PacGAN's 2-D setting (PROTOCOLS.md §1, as in the authors' code): weights N(0, 0.02); each D batch holds 100 packs.
+# The authors' training set holds 100,000 *packs* (each of m points drawn from the 100,000-point sample), so one
+# epoch is 1,000 steps whatever m, and 400 epochs are 400,000 steps. PacGAN4 draws 400 points per step
+# (train.batch_size counts points), so its presets hold 400,000 points (data.size): 1,000 steps per epoch as well.
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
@@ -256,11 +257,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                        "optim.lr_schedule": "linear", "train.batch_size": 64, "train.d_steps": 5,
                        "train.steps": 50_000, "train.epochs": None}),
     "pacgan-ring8": ("PacGAN4 on ring8: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples, "
-                     "100 packs per batch",
-                     {**_PACGAN, "data.name": "ring8"}),
+                     "100 packs per batch, 400,000 steps",
+                     {**_PACGAN, "data.name": "ring8", "data.size": 400_000}),
     "pacgan-grid25": ("PacGAN4 on grid25: G MLP 4x400 BN ReLU (z 2), D 3 maxout layers 200x5 judging 4 samples, "
-                      "100 packs per batch",
-                      {**_PACGAN, "data.name": "grid25"}),
+                      "100 packs per batch, 400,000 steps",
+                      {**_PACGAN, "data.name": "grid25", "data.size": 400_000}),
     "gan-ring8": ("PacGAN's own GAN baseline on ring8: the pacgan-ring8 networks and training, no packing",
                   {**_PACGAN, "data.name": "ring8", "model.pack": 1, "train.batch_size": 100}),
     "gan-grid25": ("PacGAN's own GAN baseline on grid25: the pacgan-grid25 networks and training, no packing",

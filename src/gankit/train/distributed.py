@@ -71,9 +71,14 @@ def failure(info: DistInfo, e: BaseException) -> GankitError:
                        f"out; the last checkpoint is intact, resume with --resume)")
 
 
-def shutdown(info: DistInfo) -> None:
+def shutdown(info: DistInfo, barrier: bool = False) -> None:
+    """Leave the process group. ``barrier`` (after a run that ended normally): wait until every rank got here
+    first, so no rank tears its connections down while a peer still uses them (rank 0 writes the final
+    checkpoint and samples after the last collective; gloo can abort a peer whose sockets close under it)."""
     if info.enabled and dist.is_initialized():
         try:
+            if barrier:
+                dist.barrier()
             dist.destroy_process_group()
         except (RuntimeError, ValueError):  # pragma: no cover - the group may be broken already
             pass

@@ -355,14 +355,17 @@ class Trainer(StepMixin):
 
     def fit(self) -> RunResult:
         """Train to ``total_steps``; returns a :class:`RunResult`. Ctrl-C/SIGTERM stop cleanly with a checkpoint."""
+        ok = False
         try:
-            return self._fit()
+            result = self._fit()
+            ok = True
+            return result
         except RuntimeError as e:
             if self.dist.enabled:
                 raise dist_utils.failure(self.dist, e) from None
             raise
         finally:
-            dist_utils.shutdown(self.dist)
+            dist_utils.shutdown(self.dist, barrier=ok)
 
     def _fit(self) -> RunResult:
         cfg, t = self.cfg, self.cfg.train

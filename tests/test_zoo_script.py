@@ -1,0 +1,59 @@
+"""scripts/zoo_results.py: the toy tables from cached runs, and rewriting one section of docs/ZOO.md alone."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "zoo_results.py"
+
+
+def run(*args):
+    r = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def fake_result(runs: Path, name: str, epochs: int, seed: int, modes: int, hq: float) -> None:
+    d = runs / "toy" / f"{name}-{epochs}ep-seed{seed}"
+    d.mkdir(parents=True)
+    (d / "result.json").write_text(json.dumps({"steps": 1, "modes": modes, "num_modes": 8, "high_quality": hq,
+                                               "kl": 0.1, "n": 2500, "trained_on": "a test"}))
+
+
+def test_cached_toy_table_is_the_mean_and_standard_error_and_other_sections_survive(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "ZOO.md"
+    modes, hqs = [8, 6, 7], [0.95, 0.90, 0.80]
+    for seed, (m, h) in enumerate(zip(modes, hqs)):
+        fake_result(runs, "pacgan-ring8", 400, seed, m, h)
+    out.write_text("# old title\n\nold preamble\n\n## Fashion-MNIST at equal wall-clock\n\nkept text\n")
+    args = ["--sections", "toy", "--toy-epochs", "400", "--seeds", "3", "--cached", "--runs", str(runs),
+            "--out", str(out)]
+    run(*args)
+    text = out.read_text()
+    se_m = math.sqrt(sum((m - 7) ** 2 for m in modes) / 2 / 3)
+    mean_h = 100 * sum(hqs) / 3
+    se_h = 100 * math.sqrt(sum((h - sum(hqs) / 3) ** 2 for h in hqs) / 2 / 3)
+    row = next(ln for ln in text.splitlines() if ln.startswith("| gankit pacgan-*"))
+    assert row.split(" | ")[1:3] == [f"7.0 ± {se_m:.1f}", f"{mean_h:.1f} ± {se_h:.1f}"]
+    assert "not run" in row  # grid25 has no runs
+    assert "| gankit gan-* (GAN: same nets, no packing) | not run | not run | not run | not run |" in text
+    assert "Not run yet at 400 epochs" in text and "Trained on: a test." in text
+    assert "kept text" in text and "old preamble" not in text
+    assert text.index("## 2-D mixtures") < text.index("## Fashion-MNIST")
+    run(*args)  # rewriting the section again changes nothing
+    assert out.read_text() == text
+
+
+@pytest.mark.parametrize("epochs", ["400,30"])
+def test_one_table_per_budget(tmp_path, epochs):
+    runs, out = tmp_path / "runs", tmp_path / "ZOO.md"
+    fake_result(runs, "gan-ring8", 30, 0, 5, 0.5)
+    run("--sections", "toy", "--toy-epochs", epochs, "--seeds", "1", "--cached", "--runs", str(runs), "--out",
+        str(out))
+    text = out.read_text()
+    assert text.index("### 400 epochs") < text.index("### 30 epochs (7.5 % of the protocol's training)")
+    assert "`gan-ring8`: 5/50.0%/KL 0.100" in text
