@@ -153,6 +153,7 @@ class TrainConfig:
     steps: int | None = None  # total optimisation steps (one D and one G update each); overrides epochs
     seed: int = 0
     d_steps: int = 1  # D updates per G update
+    updates: str = "alternating"  # alternating: G's step sees the updated D | simultaneous: both from one D (ALI/PacGAN)
     log_every: int = 50  # steps between host syncs: per-step values are buffered on the device
     sample_every: int = 1  # epochs between fixed-z sample grids (0 = only at the end)
     checkpoint_every: int = 10  # epochs between kept periodic checkpoints (0 = only the last)
@@ -178,6 +179,8 @@ class TrainConfig:
         _check(self.epochs is not None or self.steps is not None, "set train.epochs or train.steps")
         _check(self.seed >= 0, f"train.seed must be >= 0, got {self.seed}")
         _check(self.d_steps >= 1, f"train.d_steps must be >= 1, got {self.d_steps}")
+        _check(self.updates in ("alternating", "simultaneous"),
+               f"train.updates must be alternating or simultaneous, got {self.updates!r}")
         _check(self.log_every >= 1, f"train.log_every must be >= 1, got {self.log_every}")
         _check(self.sample_every >= 0, f"train.sample_every must be >= 0, got {self.sample_every}")
         _check(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
@@ -229,12 +232,14 @@ _DCGAN = {"model.arch": "dcgan", "model.g_norm": "batch", "model.d_norm": "batch
 _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 400, 400), "model.g_norm": "batch",
            "model.leaky_slope": 0.0, "model.d_hidden": (200, 200, 200), "model.maxout_pieces": 5,
            "model.pack": 4, "model.init": "dcgan", "loss.real_target": 1.0, "optim.g_lr": 1e-4, "optim.d_lr": 1e-4,
-           "optim.beta1": 0.8, "train.batch_size": 400, "train.epochs": 400,
+           "optim.beta1": 0.8, "train.batch_size": 400, "train.epochs": 400, "train.updates": "simultaneous",
            "train.sample_every": 50, "train.checkpoint_every": 0}
 # PacGAN's 2-D setting (PROTOCOLS.md §1, as in the authors' code): weights N(0, 0.02); each D batch holds 100 packs.
 # The authors' training set holds 100,000 *packs* (each of m points drawn from the 100,000-point sample), so one
 # epoch is 1,000 steps whatever m, and 400 epochs are 400,000 steps. PacGAN4 draws 400 points per step
 # (train.batch_size counts points), so its presets hold 400,000 points (data.size): 1,000 steps per epoch as well.
+# Their training algorithm (ALI's) takes D's and G's gradients from one graph and applies both at once:
+# train.updates simultaneous.
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),

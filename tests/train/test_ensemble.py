@@ -30,6 +30,8 @@ def quiet(*_):
 
 CASES = {
     "gan-ring8 (plain autograd step)": ("gan-ring8", {**TINY_TOY, "train.batch_size": 40}),
+    "gan-ring8, alternating updates": ("gan-ring8", {**TINY_TOY, "train.batch_size": 40,
+                                                     "train.updates": "alternating"}),
     "pacgan-grid25 (pack 4, G batch norm)": ("pacgan-grid25", {**TINY_TOY, "train.batch_size": 40}),
     "seed (fused MLP step)": ("seed", {"data.name": "digits", "model.g_hidden": (32,), "model.d_hidden": (32,),
                                        "train.batch_size": 50}),

@@ -66,14 +66,22 @@ def grad_scaler(enabled: bool, device: torch.device):
         return torch.cuda.amp.GradScaler()
 
 
-def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
-    """zero_grad, backward and step, through the GradScaler when there is one."""
+def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler, step: bool = True) -> None:
+    """zero_grad, backward and step, through the GradScaler when there is one. ``step`` False leaves the
+    gradients in place for a later :func:`optimizer_step` (simultaneous updates)."""
     opt.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
-        opt.step()
     else:
         scaler.scale(loss).backward()
+    if step:
+        optimizer_step(opt, scaler)
+
+
+def optimizer_step(opt: torch.optim.Optimizer, scaler) -> None:
+    if scaler is None:
+        opt.step()
+    else:
         scaler.step(opt)
         scaler.update()
 

@@ -277,13 +277,17 @@ class Ensemble:
             half = logits.shape[1] // 2  # B, or B/pack packs per half
             real_logits, fake_logits = logits[:, :half], logits[:, half:]
         d_loss = vmap(d_loss_fn)(real_logits, fake_logits)
-        accel.backward_step(d_loss.sum(), self.opt_D, None)  # the sum: each member gets its own loss's gradient
+        simultaneous = self.cfg.train.updates == "simultaneous"
+        # the sum: each member gets its own loss's gradient
+        accel.backward_step(d_loss.sum(), self.opt_D, None, step=not simultaneous)
         for p in self.D.params.values():
             p.requires_grad_(False)
         g_loss = vmap(self.g_loss_fn)(self.D(fake))
         accel.backward_step(g_loss.sum(), self.opt_G, None)
         for p in self.D.params.values():
             p.requires_grad_(True)
+        if simultaneous:
+            self.opt_D.step()
         with torch.no_grad():
             return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
                                 torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)

@@ -53,6 +53,7 @@ def eligible(trainer: Any) -> str | None:
     checks = [
         (not t.fused_step, "train.fused_step is off"),
         (not trainer.plain, "the step uses options beyond the seed's"),
+        (t.updates != "alternating", f"train.updates {t.updates}"),
         (type(trainer.G) is not MLPGenerator or type(trainer.D) is not MLPDiscriminator, "not an MLP G and D"),
         (L.name not in ("nonsaturating", "minimax"), f"loss {L.name}"),
         (t.precision != "fp32", f"precision {t.precision}"),

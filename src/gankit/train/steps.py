@@ -80,13 +80,15 @@ class StepMixin:
             real_logits, fake_logits = logits[:B], logits[B:]
             d_loss = self.d_loss_fn(real_logits, fake_logits, real_target=cfg.loss.real_target,
                                     fake_target=cfg.loss.fake_target)
-            accel.backward_step(d_loss, self.opt_D, self.scaler_D)
+            accel.backward_step(d_loss, self.opt_D, self.scaler_D, step=not self.simultaneous)
         # G step on the last fakes (as the seed does: same z for the D and the G update). D's weight gradients
         # are not needed here, so D's parameters are frozen for this backward pass.
         self._d_requires_grad(False)
         g_loss = self.g_loss_fn(self.D_fwd(fake))
         accel.backward_step(g_loss, self.opt_G, self.scaler_G)
         self._d_requires_grad(True)
+        if self.simultaneous:  # D's update comes after G's gradient was taken through the old D
+            accel.optimizer_step(self.opt_D, self.scaler_D)
         with torch.no_grad():
             return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
                                 torch.sigmoid(fake_logits.detach()).mean()])
@@ -108,6 +110,9 @@ class StepMixin:
                                   f"is {m.num_classes}; set --model.num_classes {self.data.num_classes}")
         if cfg.train.batch_size % m.pack:
             raise GankitError(f"train.batch_size {cfg.train.batch_size} is not a multiple of model.pack {m.pack}")
+        self.simultaneous = cfg.train.updates == "simultaneous"
+        if self.simultaneous and cfg.train.d_steps != 1:
+            raise GankitError(f"train.updates simultaneous needs train.d_steps 1, got {cfg.train.d_steps}")
         self.G_ema = make_ema(self.G) if cfg.optim.ema_beta > 0 else None
         self.two_pass = has_batch_coupling(self.D)  # batch norm in D: real and fake must not share a batch
         # The seed's exact step (single D pass) serves every run that uses none of the options below.
@@ -169,7 +174,7 @@ class StepMixin:
                                                                  generator=self.aux_noise)
             if L.r1_gamma > 0:
                 d_loss = d_loss + 0.5 * L.r1_gamma * r1_penalty(lambda x: self._D(x, y_real)[0], r_in)
-            accel.backward_step(d_loss, self.opt_D, self.scaler_D)
+            accel.backward_step(d_loss, self.opt_D, self.scaler_D, step=not self.simultaneous)
         self._d_requires_grad(False)
         g_logits, g_aux = self._D(self._d_input(fake, sigma), y_fake, update=False)
         g_loss = self.g_loss_fn(g_logits)
@@ -177,6 +182,8 @@ class StepMixin:
             g_loss = g_loss + L.aux_weight * F.cross_entropy(g_aux, y_fake)
         accel.backward_step(g_loss, self.opt_G, self.scaler_G)
         self._d_requires_grad(True)
+        if self.simultaneous:  # D's update comes after G's gradient was taken through the old D
+            accel.optimizer_step(self.opt_D, self.scaler_D)
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, cfg.optim.ema_beta)
         with torch.no_grad():
