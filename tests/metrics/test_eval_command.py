@@ -89,3 +89,30 @@ def test_help_examples_parse(module):
             argv = shlex.split(line.split("#")[0])[1:]
             args, extra = parser.parse_known_args(argv)
             assert args.command == module.NAME and extra == []
+
+
+def test_eval_of_a_seeds_folder_scores_each_member_and_their_mean(tmp_path, capsys):
+    """`gankit eval` on a `train --seeds` folder: every member as `gankit eval MEMBER` scores it, then the mean and
+    standard error over the members of each number."""
+    import math
+
+    out = tmp_path / "ring"
+    assert main(["train", "--preset", "gan-ring8", "--seeds", "0-2", "--steps", "30", "--device", "cpu",
+                     "--data.size", "3000", "--model.g_hidden", "16,16", "--model.d_hidden", "16",
+                     "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json", str(tmp_path / "all.json")]) == 0
+    text = capsys.readouterr().out
+    both = json.loads((tmp_path / "all.json").read_text())
+    assert list(both["members"]) == ["seed0", "seed1", "seed2"]
+    single = []
+    for k in range(3):
+        assert main(["eval", str(out / f"seed{k}"), "--json", str(tmp_path / f"{k}.json")]) == 0
+        single.append(json.loads((tmp_path / f"{k}.json").read_text())["metrics"]["modes2d"])
+        assert both["members"][f"seed{k}"]["metrics"]["modes2d"] == single[-1]
+    hq = [s["high_quality"] for s in single]
+    mean = sum(hq) / 3
+    se = math.sqrt(sum((h - mean) ** 2 for h in hq) / 2 / 3)
+    got = both["summary"]["modes2d"]["high_quality"]
+    assert got["n"] == 3 and math.isclose(got["mean"], mean) and math.isclose(got["se"], se)
+    assert "over 3 seeds (mean ± standard error):" in text

@@ -17,6 +17,7 @@ examples:
   gankit eval runs/fm --metrics fd10k,pr10k_k3 --json runs/fm/eval.json
   gankit eval runs/fm/checkpoints/epoch_0010.pt --metrics fd5k --n 5000 --no-floor
   gankit eval runs/ring --metrics modes2d                # 2-D mixtures protocol (2,500 samples)
+  gankit eval runs/ring8                                 # a --seeds folder: each seed, then mean ± std. error
   gankit eval runs/stacked --metrics stacked             # Stacked MNIST: modes out of 1,000 (26,000 samples)
   gankit eval runs/fm --metrics parzen                   # Goodfellow et al.'s Parzen protocol (with its caveat)
   gankit eval runs/fm --metrics ifid                     # Inception FID: needs torch-fidelity and its weights
@@ -56,6 +57,64 @@ def default_metrics(dataset: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    members = _seed_members(Path(args.run))
+    if members is None:
+        report = _run_one(args, args.run)
+    else:  # a --seeds folder: every member, then mean ± standard error over the seeds
+        reports = {}
+        for name, path in members:
+            reports[name] = _run_one(args, str(path))
+            print()
+        report = {"members": reports, "summary": summarize([r["metrics"] for r in reports.values()])}
+        print(format_summary(report["summary"], len(reports)))
+    if args.json:
+        from ..io import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(report, indent=2, default=float) + "\n")
+        print(f"report written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def _seed_members(path: Path) -> list[tuple[str, Path]] | None:
+    """The member folders of a ``gankit train --seeds`` folder (its ensemble.json), or None for one run."""
+    f = path / "ensemble.json"
+    if not (path.is_dir() and f.is_file()):
+        return None
+    try:
+        names = json.loads(f.read_text())["members"]
+    except (ValueError, KeyError, TypeError):
+        raise GankitError(f"{f}: not a readable list of member folders") from None
+    return [(str(n), path / str(n)) for n in names]
+
+
+def summarize(metrics: list[dict]) -> dict:
+    """{metric: {field: {mean, se, n}}} over the members' numeric top-level fields (se: std / sqrt(n))."""
+    import math
+
+    out: dict = {}
+    for name in metrics[0]:
+        fields: dict = {}
+        for key, v in metrics[0][name].items():
+            vals = [m[name].get(key) for m in metrics]
+            if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in vals):
+                continue
+            n = len(vals)
+            mean = sum(vals) / n
+            se = math.sqrt(sum((x - mean) ** 2 for x in vals) / (n - 1) / n) if n > 1 else float("nan")
+            fields[key] = {"mean": mean, "se": se, "n": n}
+        out[name] = fields
+    return out
+
+
+def format_summary(summary: dict, n: int) -> str:
+    lines = [f"over {n} seeds (mean ± standard error):"]
+    for name, fields in summary.items():
+        cells = [f"{k} {v['mean']:.4g} ± {v['se']:.2g}" for k, v in fields.items()]
+        lines.append(f"{name:<12} " + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def _run_one(args: argparse.Namespace, path: str) -> dict:
     from ..api import load
     from .evaluate import INCEPTION, evaluate, format_report, generator_sampler, parse_metrics
     from .evaluator import load_evaluator, real_splits
@@ -66,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise GankitError(f"--n must be at least 2, got {args.n}")
     if args.batch_size < 1:
         raise GankitError(f"--batch-size must be positive, got {args.batch_size}")
-    g = load(args.run, device=args.device)
+    g = load(path, device=args.device)
     data = g.config.data
     if args.data_dir:
         data = replace(data, dir=args.data_dir)
@@ -106,9 +165,4 @@ def run(args: argparse.Namespace) -> int:
         r = report["inception"]
         print(f"inception    {r['inception']}   [N_fake {r['n_fake']}, N_real {r['n_real']}; torch-fidelity]")
     sys.stdout.flush()
-    if args.json:
-        from ..io import atomic_write_text
-
-        atomic_write_text(Path(args.json), json.dumps(report, indent=2, default=float) + "\n")
-        print(f"report written to {args.json}", file=sys.stderr)
-    return 0
+    return report
