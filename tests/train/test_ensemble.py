@@ -230,3 +230,24 @@ def test_cli_seeds_with_an_unbatchable_option_fails_in_one_line(tmp_path):
     assert p.returncode == 2
     assert err.strip().count("\n") == 0 and "dropout" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_crash_loses_at_most_the_training_since_the_last_timed_save(tmp_path, monkeypatch):
+    c = cfg("pacgan-ring8", **TINY_TOY, **{"train.epochs": 3})
+    outs = [tmp_path / "c0", tmp_path / "c1"]
+    ens = Ensemble(seed_configs(c, [0, 1]), outs, log=quiet)
+    ens.save_every_s = 0.0  # save at every epoch end
+    real_step = ens._step
+
+    def crash_in_epoch_3():
+        if ens.step == 2 * ens.spe + 1:
+            raise RuntimeError("simulated crash")
+        real_step()
+    monkeypatch.setattr(ens, "_step", crash_in_epoch_3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        ens.fit()
+    for k, out in enumerate(outs):
+        state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+        assert state["step"] == 2 * ens.spe  # the last epoch end
+    resumed = Ensemble(seed_configs(c, [0, 1]), outs, resume=True, log=quiet)
+    assert resumed.step == 2 * ens.spe and resumed.fit()[0].step == 3 * ens.spe

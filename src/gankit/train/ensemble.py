@@ -142,7 +142,14 @@ class _Net:
 
 
 class Ensemble:
-    """Trains ``len(cfgs)`` runs into ``outs`` (one run folder each) as one batched network."""
+    """Trains ``len(cfgs)`` runs into ``outs`` (one run folder each) as one batched network.
+
+    Checkpoints (every member's ``last.pt``) are written at the end, on Ctrl-C/SIGTERM, every
+    ``train.checkpoint_every`` epochs, and at the first epoch end after :attr:`save_every_s` seconds without one:
+    a crash or ``kill -9`` loses at most that much training (a single run saves every epoch; K members' states
+    every epoch would be K times the I/O)."""
+
+    save_every_s: float = 300.0
 
     def __init__(self, cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *, overwrite: bool = False,
                  resume: bool = False, log: Callable[[str], None] = print):
@@ -372,6 +379,7 @@ class Ensemble:
                 pass
         bar = Progress(t.progress, self.total_steps, self.step)
         t0, steps0 = time.perf_counter(), self.step
+        self._saved_at = time.monotonic()
         stopping = lambda: self._stop_requested or self._stop_signal is not None
         try:
             while self.step < self.total_steps and not stopping():
@@ -392,6 +400,9 @@ class Ensemble:
                         break
                 if self.step % self.spe == 0:
                     self._end_of_epoch(self.step // self.spe)
+                    if time.monotonic() - self._saved_at >= self.save_every_s and self.step < self.total_steps:
+                        self.save()
+                        self._saved_at = time.monotonic()
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
