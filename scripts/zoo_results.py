@@ -211,7 +211,9 @@ def run_toy(args) -> list[str]:
              f"per run scored by gankit.metrics.mixtures; mean ± standard error over the seeds. The protocol trains "
              f"400 epochs; as in the authors' code an epoch is 1,000 steps of 100 packs for every method (their "
              f"training set holds 100,000 packs), so 400,000 steps: PacGAN4 sees 400 points per step, the GAN 100. "
-             f"Each run's folder records where it trained (result.json).", ""]
+             f"Each run's folder records where it trained (result.json). One cell by hand: `gankit train --preset "
+             f"pacgan-ring8 --seeds 0-4 --device cuda --train.cuda_graphs true --out runs/ring8` then `gankit eval "
+             f"runs/ring8` (each seed, then mean ± standard error).", ""]
     for epochs in budgets:
         lines += _toy_table(args, epochs)
     lines += ["Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |", "|---|---|---|"]

@@ -222,6 +222,9 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
               f"{', '.join(str(root / n) for n in names)}", file=sys.stderr)
         return 0
     ens = Ensemble(cfgs, outs, overwrite=args.overwrite, resume=resume)
+    if ens.device.type == "cpu":
+        print("note: on a CPU, --seeds trains about 2x slower than the same seeds one after another "
+              "(docs/BENCHMARKS.md); it pays off on a GPU", file=sys.stderr)
     if not resume:
         atomic_write_text(root / ENSEMBLE_FILE, json.dumps({"members": names,
                                                             "seeds": [c.train.seed for c in cfgs]}) + "\n")
