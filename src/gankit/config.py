@@ -75,6 +75,8 @@ class ModelConfig:
     cond: str = "none"  # none | concat (cGAN, one-hot) | projection (Miyato & Koyama 2018) | acgan
     num_classes: int = 0  # classes of a conditional model; > 0 exactly when cond is not none
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges `pack` samples at once; 1 = no packing
+    g_norm_slots: int = 1  # toy G, batch norm: statistics per slot (sample i in slot i mod N); PacGAN's code: pack
+    bn_momentum: float = 0.1  # toy nets: batch norm's running-statistics momentum (PyTorch 0.1; PacGAN's code 0.05)
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, got {self.z_dim}")
@@ -96,6 +98,8 @@ class ModelConfig:
                f"model.cond must be one of none, concat, projection, acgan; got {self.cond!r}")
         _check(self.num_classes >= 0, f"model.num_classes must be >= 0, got {self.num_classes}")
         _check(self.pack >= 1, f"model.pack must be >= 1, got {self.pack}")
+        _check(self.g_norm_slots >= 1, f"model.g_norm_slots must be >= 1, got {self.g_norm_slots}")
+        _check(0.0 < self.bn_momentum <= 1.0, f"model.bn_momentum must be in (0, 1], got {self.bn_momentum}")
         # (cross-field checks, e.g. cond needs num_classes, run when the models are built: overrides are applied
         # one key at a time)
 
@@ -232,6 +236,7 @@ _DCGAN = {"model.arch": "dcgan", "model.g_norm": "batch", "model.d_norm": "batch
 _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 400, 400), "model.g_norm": "batch",
            "model.leaky_slope": 0.0, "model.d_hidden": (200, 200, 200), "model.maxout_pieces": 5,
            "model.pack": 4, "model.init": "dcgan", "loss.real_target": 1.0, "optim.g_lr": 1e-4, "optim.d_lr": 1e-4,
+           "model.g_norm_slots": 4, "model.bn_momentum": 0.05,
            "optim.beta1": 0.8, "train.batch_size": 400, "train.epochs": 400, "train.updates": "simultaneous",
            "train.sample_every": 50, "train.checkpoint_every": 0}
 # PacGAN's 2-D setting (PROTOCOLS.md §1, as in the authors' code): weights N(0, 0.02); each D batch holds 100 packs.
@@ -239,7 +244,8 @@ _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 4
 # epoch is 1,000 steps whatever m, and 400 epochs are 400,000 steps. PacGAN4 draws 400 points per step
 # (train.batch_size counts points), so its presets hold 400,000 points (data.size): 1,000 steps per epoch as well.
 # Their training algorithm (ALI's) takes D's and G's gradients from one graph and applies both at once:
-# train.updates simultaneous.
+# train.updates simultaneous. Their G runs once per pack slot, so its batch norm takes each slot's statistics
+# alone (model.g_norm_slots = pack), and moves the population statistics by 0.05 of the slots' mean.
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
@@ -268,9 +274,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                       "100 packs per batch, 400,000 steps",
                       {**_PACGAN, "data.name": "grid25", "data.size": 400_000}),
     "gan-ring8": ("PacGAN's own GAN baseline on ring8: the pacgan-ring8 networks and training, no packing",
-                  {**_PACGAN, "data.name": "ring8", "model.pack": 1, "train.batch_size": 100}),
+                  {**_PACGAN, "data.name": "ring8", "model.pack": 1, "model.g_norm_slots": 1,
+                   "train.batch_size": 100}),
     "gan-grid25": ("PacGAN's own GAN baseline on grid25: the pacgan-grid25 networks and training, no packing",
-                   {**_PACGAN, "data.name": "grid25", "model.pack": 1, "train.batch_size": 100}),
+                   {**_PACGAN, "data.name": "grid25", "model.pack": 1, "model.g_norm_slots": 1,
+                    "train.batch_size": 100}),
     "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, PROTOCOLS.md §2): D convs 64-128-256-512, "
                             "Adam 2e-4/0.5, batch 64, 50 epochs",
                             {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "train.epochs": 50}),

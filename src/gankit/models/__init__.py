@@ -36,6 +36,9 @@ def check_model(cfg: ModelConfig) -> None:
                           f"needs num_classes > 0 and an unconditional one 0")
     if cfg.pack > 1 and cfg.cond != "none":
         raise GankitError("model.pack > 1 works only with model.cond none")
+    if cfg.g_norm_slots > 1 and (cfg.arch != "toy" or cfg.g_norm != "batch"):
+        raise GankitError(f"model.g_norm_slots {cfg.g_norm_slots} needs model.arch toy with model.g_norm batch "
+                          f"(got {cfg.arch}, {cfg.g_norm}); leave it at 1")
 
 
 def list_archs() -> list[str]:

@@ -17,12 +17,48 @@ from ..config import ModelConfig
 from .dcgan import init_module_
 
 
-def _norm1d(kind: str, width: int) -> nn.Module:
+def _norm1d(kind: str, width: int, momentum: float = 0.1, slots: int = 1) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm1d(width)
+        return nn.BatchNorm1d(width, momentum=momentum) if slots == 1 else SlotBatchNorm1d(width, slots, momentum)
     if kind == "layer":
         return nn.LayerNorm(width)
     return nn.Identity()
+
+
+class SlotBatchNorm1d(nn.Module):
+    """Batch norm with statistics per slot: sample i of a batch belongs to slot i mod ``slots``.
+
+    PacGAN's code runs G once per slot of a pack (m batches of B/m latents), so each batch norm normalises each
+    slot by that slot's own mean and variance; its population statistics then move once per step, by
+    ``momentum`` times the slots' mean statistics. Here the m slots are interleaved in one batch (pack k holds
+    samples k·m .. k·m + m - 1, one per slot). Parameters and buffers are named as in ``nn.BatchNorm1d``, and
+    evaluation uses the population statistics, as there.
+    """
+
+    def __init__(self, width: int, slots: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.slots, self.momentum, self.eps = slots, momentum, eps
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+        self.register_buffer("running_mean", torch.zeros(width))
+        self.register_buffer("running_var", torch.ones(width))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False,
+                                            0.0, self.eps)
+        n = x.shape[0] // self.slots
+        xs = x.view(n, self.slots, x.shape[1])
+        mean = xs.mean(0)  # (slots, width)
+        var = xs.var(0, unbiased=False)
+        y = (xs - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        with torch.no_grad():
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(mean.mean(0), alpha=m)
+            self.running_var.mul_(1 - m).add_((var * (n / max(n - 1, 1))).mean(0), alpha=m)
+            self.num_batches_tracked.add_(1)
+        return y.view_as(x)
 
 
 class Maxout(nn.Module):
@@ -46,7 +82,7 @@ class ToyGenerator(nn.Module):
         layers: list[nn.Module] = []
         width = cfg.z_dim
         for h in cfg.g_hidden:
-            layers += [nn.Linear(width, h), _norm1d(cfg.g_norm, h),
+            layers += [nn.Linear(width, h), _norm1d(cfg.g_norm, h, cfg.bn_momentum, cfg.g_norm_slots),
                        nn.LeakyReLU(cfg.leaky_slope) if cfg.leaky_slope > 0 else nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, math.prod(self.img_shape)))
@@ -67,7 +103,7 @@ class ToyDiscriminator(nn.Module):
         for h in cfg.d_hidden:
             layers.append(Maxout(width, h, cfg.maxout_pieces))
             if cfg.d_norm != "none":
-                layers.append(_norm1d(cfg.d_norm, h))
+                layers.append(_norm1d(cfg.d_norm, h, cfg.bn_momentum))
             if cfg.d_dropout > 0:
                 layers.append(nn.Dropout(cfg.d_dropout))
             width = h

@@ -110,6 +110,9 @@ class StepMixin:
                                   f"is {m.num_classes}; set --model.num_classes {self.data.num_classes}")
         if cfg.train.batch_size % m.pack:
             raise GankitError(f"train.batch_size {cfg.train.batch_size} is not a multiple of model.pack {m.pack}")
+        if self.local_batch % m.g_norm_slots:
+            raise GankitError(f"train.batch_size {cfg.train.batch_size} (per process {self.local_batch}) is not a "
+                              f"multiple of model.g_norm_slots {m.g_norm_slots}")
         self.simultaneous = cfg.train.updates == "simultaneous"
         if self.simultaneous and cfg.train.d_steps != 1:
             raise GankitError(f"train.updates simultaneous needs train.d_steps 1, got {cfg.train.d_steps}")
