@@ -57,3 +57,17 @@ def test_one_table_per_budget(tmp_path, epochs):
     text = out.read_text()
     assert text.index("### 400 epochs") < text.index("### 30 epochs (7.5 % of the protocol's training)")
     assert "`gan-ring8`: 5/50.0%/KL 0.100" in text
+
+
+def test_toy_presets_trains_only_those_and_reads_the_rest(tmp_path):
+    """--toy-presets: the named presets' runs are trained where they have no result (here all are scored
+    already, so nothing trains), the others are read from their result.json or listed as not run."""
+    runs, out = tmp_path / "runs", tmp_path / "ZOO.md"
+    for seed in range(2):
+        fake_result(runs, "pacgan-ring8", 7, seed, 8, 0.9)
+        fake_result(runs, "gan-grid25", 7, seed, 20, 0.5)
+    run("--sections", "toy", "--toy-epochs", "7", "--seeds", "2", "--toy-presets", "pacgan-ring8", "--runs", str(runs),
+        "--out", str(out))
+    text = out.read_text()
+    assert "| gankit pacgan-* (PacGAN4) | 8.0 ± 0.0 | 90.0 ± 0.0 | not run | not run |" in text
+    assert "| gankit gan-* (GAN: same nets, no packing) | not run | not run | 20.0 ± 0.0 | 50.0 ± 0.0 |" in text
