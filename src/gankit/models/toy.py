@@ -50,8 +50,7 @@ class SlotBatchNorm1d(nn.Module):
                                             0.0, self.eps)
         n = x.shape[0] // self.slots
         xs = x.view(n, self.slots, x.shape[1])
-        mean = xs.mean(0)  # (slots, width)
-        var = xs.var(0, unbiased=False)
+        var, mean = torch.var_mean(xs, dim=0, unbiased=False)  # (slots, width) each, one pass
         y = (xs - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
         with torch.no_grad():
             m = self.momentum
