@@ -277,6 +277,8 @@ class Ensemble:
         L = self.cfg.loss
         d_loss_fn = partial(self.d_loss_fn, real_target=L.real_target, fake_target=L.fake_target)
         fake = self.G(z)
+        if self.cfg.train.updates == "simultaneous" and not self.two_pass:
+            return self._update_one_pass(real, fake, d_loss_fn)
         if self.two_pass:
             real_logits, fake_logits = self.D(real), self.D(fake.detach())
         else:
@@ -295,6 +297,28 @@ class Ensemble:
             p.requires_grad_(True)
         if simultaneous:
             self.opt_D.step()
+        with torch.no_grad():
+            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
+                                torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)
+
+    def _update_one_pass(self, real: torch.Tensor, fake: torch.Tensor, d_loss_fn) -> torch.Tensor:
+        """Simultaneous updates with a D that does not mix samples: one D pass on [real, fake] gives both losses
+        (D's gradient from D's loss, G's from G's), as the authors' code computes them; then both updates."""
+        logits = self.D(torch.cat([real, fake], dim=1))
+        half = logits.shape[1] // 2
+        real_logits, fake_logits = logits[:, :half], logits[:, half:]
+        d_loss = vmap(d_loss_fn)(real_logits, fake_logits)
+        g_loss = vmap(self.g_loss_fn)(fake_logits)
+        d_params, g_params = list(self.D.params.values()), list(self.G.params.values())
+        grads_d = torch.autograd.grad(d_loss.sum(), d_params, retain_graph=True)
+        grads_g = torch.autograd.grad(g_loss.sum(), g_params)
+        for p, g in zip(d_params + g_params, grads_d + grads_g):
+            # autograd.grad keeps the backward's layout (a weight's gradient may come out transposed), and the
+            # fused Adam kernel reads .grad as if laid out like its parameter: with torch 2.13 on CPU a transposed
+            # gradient gives a silently wrong update. backward() would have matched the layouts; do it here.
+            p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
+        self.opt_D.step()
+        self.opt_G.step()
         with torch.no_grad():
             return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
                                 torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)
