@@ -201,9 +201,18 @@ def _toy_jobs(args, epochs: int) -> list[tuple]:
     return jobs
 
 
+SCORES: dict[str, dict] = {}  # run-folder name -> scored result, kept in docs/zoo/toy_runs.json
+
+
+def _scores_file(args) -> Path:
+    return args.out.parent / "zoo" / "toy_runs.json"
+
+
 def _cached(job: tuple) -> dict | None:
+    """A run's scores: its result.json, else the copy kept beside the document (run folders are not kept in git:
+    docs/zoo/toy_runs.json lets --cached rebuild the tables on another machine)."""
     f = Path(job[5]) / "result.json"
-    info = json.loads(f.read_text()) if f.is_file() else None
+    info = json.loads(f.read_text()) if f.is_file() else SCORES.get(Path(job[5]).name)
     return info if info is not None and "modes" in info else None
 
 
@@ -217,8 +226,13 @@ def run_toy(args) -> list[str]:
              f"Each run's folder records where it trained (result.json). One cell by hand: `gankit train --preset "
              f"pacgan-ring8 --seeds 0-4 --device cuda --train.cuda_graphs true --out runs/ring8` then `gankit eval "
              f"runs/ring8` (each seed, then mean ± standard error).", ""]
+    f = _scores_file(args)
+    if f.is_file():
+        SCORES.update(json.loads(f.read_text()))
     for epochs in budgets:
         lines += _toy_table(args, epochs)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(dict(sorted(SCORES.items())), indent=1) + "\n")
     lines += ["Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED]
     return lines + [""]
@@ -241,6 +255,9 @@ def _toy_table(args, epochs: int) -> list[str]:
         trained = [_toy_run(j) for j in train]
     by_dir = {j[5]: info for j, info in zip(train, trained)}
     infos: list[dict | None] = [by_dir[j[5]] if j[5] in by_dir else _cached(j) for j in jobs]
+    for j, info in zip(jobs, infos):
+        if info is not None:
+            SCORES[Path(j[5]).name] = {k: v for k, v in info.items() if k != "grid"}
     rows: dict[tuple[str, str], list[dict | None]] = {}
     for job, info in zip(jobs, infos):
         rows.setdefault((job[1], job[0]), []).append(info)

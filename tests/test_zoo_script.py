@@ -71,3 +71,18 @@ def test_toy_presets_trains_only_those_and_reads_the_rest(tmp_path):
     text = out.read_text()
     assert "| gankit pacgan-* (PacGAN4) | 8.0 ± 0.0 | 90.0 ± 0.0 | not run | not run |" in text
     assert "| gankit gan-* (GAN: same nets, no packing) | not run | not run | 20.0 ± 0.0 | 50.0 ± 0.0 |" in text
+
+
+def test_scores_kept_beside_the_document_rebuild_the_tables_without_the_run_folders(tmp_path):
+    import shutil
+
+    runs, out = tmp_path / "runs", tmp_path / "docs" / "ZOO.md"
+    fake_result(runs, "gan-ring8", 9, 0, 6, 0.75)
+    args = ["--sections", "toy", "--toy-epochs", "9", "--seeds", "1", "--cached", "--runs", str(runs), "--out", str(out)]
+    run(*args)
+    first = out.read_text()
+    kept = json.loads((tmp_path / "docs" / "zoo" / "toy_runs.json").read_text())
+    assert kept["gan-ring8-9ep-seed0"]["modes"] == 6
+    shutil.rmtree(runs)
+    run(*args)
+    assert out.read_text() == first and "`gan-ring8`: 6/75.0%/KL 0.100" in first
