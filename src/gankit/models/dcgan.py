@@ -63,8 +63,7 @@ def init_module_(module: nn.Module, scheme: str) -> nn.Module:
                 nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif scheme == "dcgan" and (isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm))
-                                    or type(m).__name__ == "SlotBatchNorm1d"):  # (toy.py imports this module)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and scheme == "dcgan":
             if m.weight is not None:
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)

@@ -25,29 +25,22 @@ def _norm1d(kind: str, width: int, momentum: float = 0.1, slots: int = 1) -> nn.
     return nn.Identity()
 
 
-class SlotBatchNorm1d(nn.Module):
+class SlotBatchNorm1d(nn.BatchNorm1d):
     """Batch norm with statistics per slot: sample i of a batch belongs to slot i mod ``slots``.
 
     PacGAN's code runs G once per slot of a pack (m batches of B/m latents), so each batch norm normalises each
     slot by that slot's own mean and variance; its population statistics then move once per step, by
     ``momentum`` times the slots' mean statistics. Here the m slots are interleaved in one batch (pack k holds
-    samples k·m .. k·m + m - 1, one per slot). Parameters and buffers are named as in ``nn.BatchNorm1d``, and
-    evaluation uses the population statistics, as there.
+    samples k·m .. k·m + m - 1, one per slot). Parameters, buffers and evaluation are ``nn.BatchNorm1d``'s.
     """
 
     def __init__(self, width: int, slots: int, momentum: float = 0.1, eps: float = 1e-5):
-        super().__init__()
-        self.slots, self.momentum, self.eps = slots, momentum, eps
-        self.weight = nn.Parameter(torch.ones(width))
-        self.bias = nn.Parameter(torch.zeros(width))
-        self.register_buffer("running_mean", torch.zeros(width))
-        self.register_buffer("running_var", torch.ones(width))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        super().__init__(width, eps=eps, momentum=momentum)
+        self.slots = slots
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False,
-                                            0.0, self.eps)
+            return super().forward(x)
         n = x.shape[0] // self.slots
         xs = x.view(n, self.slots, x.shape[1])
         var, mean = torch.var_mean(xs, dim=0, unbiased=False)  # (slots, width) each, one pass

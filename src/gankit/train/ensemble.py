@@ -49,7 +49,7 @@ from ..errors import GankitError
 from ..io import atomic_write_text
 from ..models import has_batch_coupling
 from . import accel, graphs
-from .loop import RunResult, Trainer, epoch_permutation
+from .loop import RunResult, Trainer, epoch_permutation, install_stop_handlers
 from .rundir import Progress, plot_losses
 
 
@@ -116,6 +116,13 @@ def _stacked_call(base: torch.nn.Module, params: dict, buffers: dict, x: torch.T
     return functional_call(base, (params, buffers), (x,))
 
 
+@torch.no_grad()
+def _member_stats(d_loss, g_loss, real_logits, fake_logits) -> torch.Tensor:
+    """(K, 4): d_loss, g_loss, D(x), D(G(z)) per member."""
+    return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
+                        torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)
+
+
 @dataclass
 class _Net:
     """K stacked copies of one module: parameters and buffers (K, ...), called as ``net(x)`` with x (K, N, ...)."""
@@ -180,6 +187,7 @@ class Ensemble:
         self.G = _Net.stack([m.G for m in self.members])
         self.D = _Net.stack([m.D for m in self.members])
         self.two_pass = has_batch_coupling(first.D)
+        self.simultaneous = self.cfg.train.updates == "simultaneous"
         self.d_loss_fn, self.g_loss_fn = first.d_loss_fn, first.g_loss_fn
         o = self.cfg.optim
         self.opt_G = accel.adam(self.G.params.values(), o.g_lr, o)
@@ -210,8 +218,7 @@ class Ensemble:
         self.cursor = torch.arange(self.B, device=self.device)
         self.stats = torch.zeros(self.spe, self.K, 4, device=self.device)
         self._epoch_noise: list[torch.Tensor] = []
-        self._graph: torch.cuda.CUDAGraph | None = None
-        self._warm = 0
+        self._replayer = graphs.Replayer(self.device) if self.cuda_graphs else None
         self._stop_signal: int | None = None
         self._stop_requested = False
         self._write_manifests()
@@ -277,7 +284,7 @@ class Ensemble:
         L = self.cfg.loss
         d_loss_fn = partial(self.d_loss_fn, real_target=L.real_target, fake_target=L.fake_target)
         fake = self.G(z)
-        if self.cfg.train.updates == "simultaneous" and not self.two_pass:
+        if self.simultaneous and not self.two_pass:
             return self._update_one_pass(real, fake, d_loss_fn)
         if self.two_pass:
             real_logits, fake_logits = self.D(real), self.D(fake.detach())
@@ -286,20 +293,17 @@ class Ensemble:
             half = logits.shape[1] // 2  # B, or B/pack packs per half
             real_logits, fake_logits = logits[:, :half], logits[:, half:]
         d_loss = vmap(d_loss_fn)(real_logits, fake_logits)
-        simultaneous = self.cfg.train.updates == "simultaneous"
         # the sum: each member gets its own loss's gradient
-        accel.backward_step(d_loss.sum(), self.opt_D, None, step=not simultaneous)
+        accel.backward_step(d_loss.sum(), self.opt_D, None, step=not self.simultaneous)
         for p in self.D.params.values():
             p.requires_grad_(False)
         g_loss = vmap(self.g_loss_fn)(self.D(fake))
         accel.backward_step(g_loss.sum(), self.opt_G, None)
         for p in self.D.params.values():
             p.requires_grad_(True)
-        if simultaneous:
+        if self.simultaneous:
             self.opt_D.step()
-        with torch.no_grad():
-            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
-                                torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)
+        return _member_stats(d_loss, g_loss, real_logits, fake_logits)
 
     def _update_one_pass(self, real: torch.Tensor, fake: torch.Tensor, d_loss_fn) -> torch.Tensor:
         """Simultaneous updates with a D that does not mix samples: one D pass on [real, fake] gives both losses
@@ -319,9 +323,7 @@ class Ensemble:
             p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
         self.opt_D.step()
         self.opt_G.step()
-        with torch.no_grad():
-            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
-                                torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)
+        return _member_stats(d_loss, g_loss, real_logits, fake_logits)
 
     def _step(self) -> None:
         """The next step of the epoch: gather the members' batches and latents at the cursor, update, record."""
@@ -333,25 +335,10 @@ class Ensemble:
         self.cursor.add_(self.B)
 
     def _run_step(self) -> None:
-        if self._graph is not None:
-            self._graph.replay()
-            return
-        if not self.cuda_graphs:
+        if self._replayer is None:
             self._step()
-            return
-        if self._warm < graphs.WARMUP:  # eager warm-up steps on a side stream (PyTorch's capture recipe)
-            side = torch.cuda.Stream(device=self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                self._step()
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self._warm += 1
-            return
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._step()
-        self._graph = graph
-        graph.replay()  # capture records the step without running it
+        else:
+            self._replayer(self._step)
 
     def batch_indices(self, k: int, epoch: int) -> torch.Tensor:
         """Member ``k``'s dataset rows for ``epoch``, in order (its run's epoch permutation)."""
@@ -390,17 +377,7 @@ class Ensemble:
     def fit(self) -> list[RunResult]:
         """Train every member to ``total_steps``; Ctrl-C/SIGTERM stop after the current step with checkpoints."""
         t = self.cfg.train
-        old: dict[int, Any] = {}
-
-        def handler(signum, _frame):
-            if self._stop_signal is not None:
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                old[s] = signal.signal(s, handler)
-            except ValueError:  # not the main thread
-                pass
+        old = install_stop_handlers(self)
         bar = Progress(t.progress, self.total_steps, self.step)
         t0, steps0 = time.perf_counter(), self.step
         self._saved_at = time.monotonic()

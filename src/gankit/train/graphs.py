@@ -24,7 +24,7 @@ step, so a graphed run follows the eager run up to floating-point rounding (test
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -63,18 +63,50 @@ def set_capturable(optimizers, flag: bool) -> None:
                 group["capturable"] = flag
 
 
+class Replayer:
+    """Calls ``fn()`` eagerly on a side stream for the first :data:`WARMUP` calls, then captures it once and
+    replays the graph from then on (returning the captured call's outputs, which each replay overwrites)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.warm = 0
+        self.out: Any = None
+
+    def __call__(self, fn: Callable[[], Any]) -> Any:
+        if self.graph is not None:
+            self.graph.replay()
+            return self.out
+        if self.warm < WARMUP:
+            side = torch.cuda.Stream(device=self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                out = fn()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.warm += 1
+            return out
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.out = fn()
+        self.graph = graph
+        graph.replay()  # capture records the step without running it
+        return self.out
+
+
 class GraphedStep:
     """Callable like ``Trainer.train_step(batches, labels)``: warm-up, capture, then replay."""
 
     def __init__(self, trainer: Any):
         self.trainer = trainer
+        self.replayer = Replayer(trainer.device)
         self.reset()
 
     def reset(self) -> None:
         """Forget the captured graph (after the optimizers' state or learning rates were replaced)."""
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.warm = 0
-        self.out: torch.Tensor | None = None
+        self.replayer.reset()
         self.static: dict[str, Any] | None = None
 
     def _load_inputs(self, batches, labels, inputs) -> dict[str, Any]:
@@ -98,20 +130,4 @@ class GraphedStep:
     def __call__(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> torch.Tensor:
         tr = self.trainer
         s = self._load_inputs(batches, labels, tr._draw_inputs(len(batches)))
-        if self.graph is not None:
-            self.graph.replay()
-            return self.out  # type: ignore[return-value]
-        if self.warm < WARMUP:
-            side = torch.cuda.Stream(device=tr.device)
-            side.wait_stream(torch.cuda.current_stream(tr.device))
-            with torch.cuda.stream(side):
-                out = tr.train_step(s["batches"], s["labels"], s["inputs"])
-            torch.cuda.current_stream(tr.device).wait_stream(side)
-            self.warm += 1
-            return out
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.out = tr.train_step(s["batches"], s["labels"], s["inputs"])
-        self.graph = graph
-        graph.replay()  # capture records the step without running it
-        return self.out
+        return self.replayer(lambda: tr.train_step(s["batches"], s["labels"], s["inputs"]))

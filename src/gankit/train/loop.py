@@ -60,6 +60,23 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def install_stop_handlers(owner: Any) -> dict[int, Any]:
+    """SIGINT/SIGTERM set ``owner._stop_signal`` (the loop stops after the current step and saves); a second
+    signal raises KeyboardInterrupt. Returns the handlers replaced, for ``signal.signal`` to restore."""
+    old = {}
+
+    def handler(signum, _frame):
+        if owner._stop_signal is not None:  # second signal: give up waiting
+            raise KeyboardInterrupt
+        owner._stop_signal = signum
+    for s in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[s] = signal.signal(s, handler)
+        except ValueError:  # not in the main thread
+            pass
+    return old
+
+
 @dataclass
 class RunResult:
     """What :func:`gankit.train` returns."""
@@ -317,18 +334,7 @@ class Trainer(StepMixin):
         return save_grid(to_numpy_uint8(self.sample_fixed()), self.run_dir / "samples" / name)
 
     def _install_signal_handlers(self) -> dict[int, Any]:
-        old = {}
-
-        def handler(signum, _frame):
-            if self._stop_signal is not None:  # second signal: give up waiting
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                old[s] = signal.signal(s, handler)
-            except ValueError:  # not in the main thread
-                pass
-        return old
+        return install_stop_handlers(self)
 
     def stop(self) -> None:
         """Ask :meth:`fit` to finish after the current step (from a callback); the run ends normally."""
