@@ -67,9 +67,11 @@ def test_instance_noise_statistics():
     assert instance_noise(x, 0.0) is x
 
 
-@pytest.mark.parametrize("layer", [nn.Linear(20, 7), nn.Conv2d(3, 8, 3), nn.ConvTranspose2d(8, 4, 4)])
-def test_spectral_norm_top_singular_value_is_one(layer):
-    torch.manual_seed(1)
+@pytest.mark.parametrize("make", [lambda: nn.Linear(20, 7), lambda: nn.Conv2d(3, 8, 3),
+                                  lambda: nn.ConvTranspose2d(8, 4, 4)], ids=["linear", "conv", "convT"])
+def test_spectral_norm_top_singular_value_is_one(make):
+    torch.manual_seed(1)  # the layer too: built at collection, its weights depended on what ran before
+    layer = make()
     m = apply_spectral_norm(nn.Sequential(layer))
     x = torch.randn(2, 20) if isinstance(layer, nn.Linear) else torch.randn(2, layer.in_channels, 6, 6)
     for _ in range(50):  # one power iteration per training-mode forward
