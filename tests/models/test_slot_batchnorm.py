@@ -58,3 +58,21 @@ def test_the_pacgan_preset_g_uses_it_and_other_archs_refuse_it():
     assert [mod.momentum for mod in gan.modules() if isinstance(mod, nn.BatchNorm1d)] == [0.05] * 4
     with pytest.raises(gankit.GankitError, match="g_norm_slots 4 needs model.arch toy"):
         build_generator(gankit.preset("dcgan-mnist").with_overrides({"model.g_norm_slots": 4}).model, (1, 28, 28))
+
+
+def test_gradients_equal_those_of_batch_norm_on_each_slot_alone():
+    slots, width = 4, 5
+    m = slot_bn(width, slots, 0.05)
+    x = (torch.randn(30 * slots, width, dtype=torch.float64) * 2 + 1).requires_grad_()
+    m.double()
+    upstream = torch.randn_like(x)
+    (m(x) * upstream).sum().backward()
+    xr = x.detach().clone().requires_grad_()
+    ref = nn.BatchNorm1d(width, momentum=0.05).double()
+    ref.load_state_dict(m.state_dict())
+    out = torch.cat([ref(xr[j::slots]) for j in range(slots)])  # slot-major order
+    order = torch.cat([torch.arange(j, x.shape[0], slots) for j in range(slots)])
+    (out * upstream[order]).sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)
+    torch.testing.assert_close(m.weight.grad, ref.weight.grad)
+    torch.testing.assert_close(m.bias.grad, ref.bias.grad)

@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from ..config import ModelConfig
 from .dcgan import init_module_
@@ -41,16 +42,22 @@ class SlotBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
-        n = x.shape[0] // self.slots
-        xs = x.view(n, self.slots, x.shape[1])
-        var, mean = torch.var_mean(xs, dim=0, unbiased=False)  # (slots, width) each, one pass
-        y = (xs - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        n, width = x.shape[0] // self.slots, x.shape[1]
+        # Row k of this view holds pack k's samples side by side, so column j·width + c is slot j's feature c:
+        # batch norm over the rows of it is batch norm per slot, in PyTorch's fused kernel (forward and backward;
+        # about 2x faster than composing it from var_mean on CPU).
+        x2 = x.reshape(n, self.slots * width)
+        y = F.batch_norm(x2, None, None, self.weight.repeat(self.slots), self.bias.repeat(self.slots),
+                         True, 0.0, self.eps)
         with torch.no_grad():
+            xd = x2.detach()
+            mean = xd.mean(0)
+            var = (xd - mean).square_().sum(0) / max(n - 1, 1)  # unbiased, as BatchNorm's running_var
             m = self.momentum
-            self.running_mean.mul_(1 - m).add_(mean.mean(0), alpha=m)
-            self.running_var.mul_(1 - m).add_((var * (n / max(n - 1, 1))).mean(0), alpha=m)
+            self.running_mean.mul_(1 - m).add_(mean.reshape(self.slots, width).mean(0), alpha=m)
+            self.running_var.mul_(1 - m).add_(var.reshape(self.slots, width).mean(0), alpha=m)
             self.num_batches_tracked.add_(1)
-        return y.view_as(x)
+        return y.reshape(x.shape)
 
 
 class Maxout(nn.Module):
@@ -62,7 +69,9 @@ class Maxout(nn.Module):
         self.lin = nn.Linear(d_in, d_out * pieces)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin(x).view(x.shape[0], self.d_out, self.pieces).amax(dim=2)
+        # max(dim) rather than amax: the same values, and its backward (a scatter to the winning piece) costs half
+        # of amax's, which spreads the gradient over ties (ties have probability zero here)
+        return self.lin(x).view(x.shape[0], self.d_out, self.pieces).max(dim=2).values
 
 
 class ToyGenerator(nn.Module):
