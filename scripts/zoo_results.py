@@ -15,7 +15,7 @@ missing; pass --force to retrain):
 
 Usage: python scripts/zoo_results.py [--sections toy,fashion,ablation] [--toy-epochs E[,E2...]] [--seeds 5]
        [--fashion-seconds S] [--ablation-seconds S] [--runs runs/zoo] [--out docs/ZOO.md] [--cached]
-       [--toy-presets pacgan-ring8,...] [--ensemble] [--device cuda --cuda-graphs] [--tf32]
+       [--toy-presets pacgan-ring8,...] [--ensemble [--together]] [--device cuda --cuda-graphs] [--tf32]
 The protocol's full length is 400 epochs for the toys (--toy-epochs 400); the defaults are smaller so the
 whole script runs in about an hour on a few CPU cores, and the document states the budget it used. Only the
 sections asked for are rewritten in --out; the others stay as they are. A toy ensemble stopped part-way (a time
@@ -155,36 +155,47 @@ def _toy_run(job: tuple) -> dict:
     return _score_toy(name, mix, seed, run_dir, info)
 
 
-def _toy_ensembles(jobs: list[tuple], tf32: bool) -> list[dict]:
+def _toy_ensembles(jobs: list[tuple], tf32: bool, together: bool = False) -> list[dict]:
     """--ensemble: the pacgan-* runs train as one batched network, the gan-* runs as another (train/ensemble.py);
-    runs with a result.json are kept."""
-    from gankit.train.ensemble import Ensemble
+    runs with a result.json are kept. --together: both ensembles step in lockstep (on a GPU, one CUDA graph with a
+    stream each, so their small kernels run side by side); else one after the other."""
+    from gankit.train.ensemble import Ensemble, fit_together
 
-    infos: dict[str, dict] = {}
+    pending = []
     for kind in ("pacgan", "gan"):
         group = [j for j in jobs if j[0].startswith(kind + "-")]
         todo = [j for j in group if j[6] or not (Path(j[5]) / "result.json").is_file()]
-        if todo:
-            device, graphs = todo[0][4], todo[0][8]
-            cfgs = [_toy_cfg(j[0], j[2], j[3], j[4], j[7], j[8], tf32) for j in todo]
-            t0 = time.perf_counter()
-            # an ensemble stopped earlier (Ctrl-C, a time limit) left checkpoints and no result.json: continue it
-            resume = not any(j[6] for j in todo) and all((Path(j[5]) / "checkpoints" / "last.pt").is_file()
-                                                         for j in todo)
-            ens = Ensemble(cfgs, [Path(j[5]) for j in todo], overwrite=not resume, resume=resume, log=_quiet)
-            if resume:
-                print(f"toy {kind}-*: resuming {len(todo)} runs at step {ens.step}", flush=True)
-            res = ens.fit()
+        if not todo:
+            continue
+        cfgs = [_toy_cfg(j[0], j[2], j[3], j[4], j[7], j[8], tf32) for j in todo]
+        # an ensemble stopped earlier (Ctrl-C, a time limit) left checkpoints and no result.json: continue it
+        resume = not any(j[6] for j in todo) and all((Path(j[5]) / "checkpoints" / "last.pt").is_file()
+                                                     for j in todo)
+        ens = Ensemble(cfgs, [Path(j[5]) for j in todo], overwrite=not resume, resume=resume, log=_quiet)
+        if resume:
+            print(f"toy {kind}-*: resuming {len(todo)} runs at step {ens.step}", flush=True)
+        pending.append((kind, todo, ens))
+    lockstep = together and len(pending) > 1 and len({(e.spe, e.total_steps, e.step) for _, _, e in pending}) == 1
+    batches = [pending] if lockstep else [[p] for p in pending]
+    for batch in batches:
+        t0 = time.perf_counter()
+        results = fit_together([e for _, _, e in batch])
+        seconds = round(time.perf_counter() - t0, 1)
+        for (kind, todo, ens), res in zip(batch, results):
             if res[0].interrupted:  # checkpoints are saved and no result.json written: a rerun resumes
                 raise SystemExit(f"toy {kind}-* ensemble stopped at step {res[0].step}; rerun the same command to "
                                  f"resume it")
-            seconds = round(time.perf_counter() - t0, 1)
+            device, graphs = todo[0][4], todo[0][8]
+            with_ = (f", in lockstep with the {', '.join(k for k, _, _ in batch if k != kind)}-* ensemble"
+                     f"{' (one CUDA graph, a stream each)' if graphs else ''}" if len(batch) > 1 else "")
             for j, r in zip(todo, res):
                 _save(Path(j[5]), {"steps": r.step, "seconds": seconds,
                                    "trained_on": f"{_where(device)}, {len(todo)} runs as one ensemble"
                                                  f"{' with CUDA graphs' if graphs else ''}"
-                                                 f"{', TF32 matmuls' if tf32 else ', float32'}"})
-        for j in group:
+                                                 f"{', TF32 matmuls' if tf32 else ', float32'}{with_}"})
+    infos: dict[str, dict] = {}
+    for kind in ("pacgan", "gan"):
+        for j in [j for j in jobs if j[0].startswith(kind + "-")]:
             info = json.loads((Path(j[5]) / "result.json").read_text())
             infos[j[5]] = _score_toy(j[0], j[1], j[2], Path(j[5]), info)
     return [infos[j[5]] for j in jobs]
@@ -245,7 +256,7 @@ def _toy_table(args, epochs: int) -> list[str]:
     chosen = set(args.toy_presets.split(",")) if args.toy_presets else None
     train = [] if args.cached else [j for j in jobs if chosen is None or j[0] in chosen]
     if args.ensemble and train:
-        trained = list(_toy_ensembles(train, args.tf32))
+        trained = list(_toy_ensembles(train, args.tf32, args.together))
     elif args.jobs > 1 and train:
         import multiprocessing as mp
 
@@ -441,7 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tf32", action="store_true", help="with --ensemble on CUDA: train.tf32 (TF32 matmuls)")
     p.add_argument("--ensemble", action="store_true",
                    help="train the toy seeds of each method as one batched network (gankit train --seeds)")
+    p.add_argument("--together", action="store_true",
+                   help="with --ensemble: the two methods' ensembles train in lockstep (on a GPU with --cuda-graphs, "
+                        "one CUDA graph that runs both side by side on two streams)")
     args = p.parse_args(argv)
+    if args.together and not args.ensemble:
+        p.error("--together needs --ensemble")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.device_name = (torch.cuda.get_device_name(0) if args.device.startswith("cuda") else

@@ -134,6 +134,32 @@ def test_graphed_ensemble_follows_the_eager_ensemble(tmp_path):
         assert g.step == 3 * runs[True].spe
 
 
+def test_ensembles_graphed_together_equal_each_graphed_alone(tmp_path):
+    """fit_together under CUDA graphs: one graph runs both ensembles' steps on two streams side by side; each
+    ensemble must end where it ends when graphed alone."""
+    from gankit.train.ensemble import Ensemble, fit_together, seed_configs
+
+    over = {"train.epochs": 2, "train.steps": None, "train.cuda_graphs": True,
+            "model.g_hidden": (64, 64), "model.d_hidden": (32, 32)}
+    size = {"gan-ring8": 1000, "pacgan-grid25": 4000}  # batches of 100 and 400 points: 10 steps per epoch each
+
+    def two(tag):
+        return [Ensemble(seed_configs(cfg(p, **over, **{"data.name": p.split("-")[1], "data.size": size[p]}), [0, 1]),
+                         [tmp_path / f"{tag}{p}{k}" for k in range(2)], log=quiet)
+                for p in ("gan-ring8", "pacgan-grid25")]
+    alone = two("a")
+    for e in alone:
+        e.fit()
+    together = two("t")
+    fit_together(together)
+    for a, t in zip(alone, together):
+        for net in ("G", "D"):
+            for k in range(2):
+                sa, st = getattr(a, net).member_state(k), getattr(t, net).member_state(k)
+                for key in sa:
+                    torch.testing.assert_close(st[key], sa[key], rtol=1e-5, atol=1e-6)
+
+
 def test_tf32_switches_float32_matmuls_per_run(tmp_path):
     gankit.train(cfg(**{"train.tf32": True, "train.steps": 5}), tmp_path / "a", log=quiet)
     assert torch.backends.cuda.matmul.allow_tf32

@@ -11,7 +11,7 @@ import torch
 
 import gankit
 from gankit.data import to_unit_range
-from gankit.train.ensemble import Ensemble, check_members, parse_seeds, seed_configs
+from gankit.train.ensemble import Ensemble, check_members, fit_together, parse_seeds, seed_configs
 from gankit.train.loop import Trainer, epoch_permutation
 
 TINY_TOY = {"model.g_hidden": (24, 24), "model.d_hidden": (16, 16), "model.maxout_pieces": 3, "data.size": 1200}
@@ -251,3 +251,37 @@ def test_a_crash_loses_at_most_the_training_since_the_last_timed_save(tmp_path, 
         assert state["step"] == 2 * ens.spe  # the last epoch end
     resumed = Ensemble(seed_configs(c, [0, 1]), outs, resume=True, log=quiet)
     assert resumed.step == 2 * ens.spe and resumed.fit()[0].step == 3 * ens.spe
+
+
+def _two_methods(tmp_path, tag, over):
+    """A gan-* and a pacgan-* ensemble of 2 seeds each: different shapes, same steps per epoch and length."""
+    size = {"gan-ring8": 800, "pacgan-grid25": 3200}  # batches of 100 and 400 points: 8 steps per epoch each
+    return [Ensemble(seed_configs(cfg(p, **{**TINY_TOY, "data.size": size[p], **over}), [0, 1]),
+                     [tmp_path / f"{tag}{p}{k}" for k in range(2)], log=quiet)
+            for p in ("gan-ring8", "pacgan-grid25")]
+
+
+def test_ensembles_trained_together_equal_each_trained_alone(tmp_path):
+    over = {"train.epochs": 2, "train.checkpoint_every": 1}
+    alone = _two_methods(tmp_path, "a", over)
+    for e in alone:
+        e.fit()
+    together = _two_methods(tmp_path, "t", over)
+    results = fit_together(together)
+    assert [len(r) for r in results] == [2, 2] and all(r.step == 2 * together[0].spe for rs in results for r in rs)
+    for a, t in zip(alone, together):
+        for net in ("G", "D"):
+            for k in range(2):
+                sa, st = getattr(a, net).member_state(k), getattr(t, net).member_state(k)
+                for key in sa:
+                    assert torch.equal(sa[key], st[key]), f"{net}[{k}].{key}"
+        for m_a, m_t in zip(a.members, t.members):
+            assert (m_a.run_dir / "log.csv").read_text() == (m_t.run_dir / "log.csv").read_text()
+            assert (m_t.run_dir / "checkpoints" / "epoch_0001.pt").is_file()
+
+
+def test_ensembles_of_different_lengths_are_refused_together(tmp_path):
+    a, b = _two_methods(tmp_path, "x", {"train.epochs": 1})
+    b.total_steps += 1
+    with pytest.raises(gankit.GankitError, match="same steps per epoch, total steps and current step"):
+        fit_together([a, b])

@@ -376,48 +376,14 @@ class Ensemble:
 
     def fit(self) -> list[RunResult]:
         """Train every member to ``total_steps``; Ctrl-C/SIGTERM stop after the current step with checkpoints."""
-        t = self.cfg.train
-        old = install_stop_handlers(self)
-        bar = Progress(t.progress, self.total_steps, self.step)
-        t0, steps0 = time.perf_counter(), self.step
-        self._saved_at = time.monotonic()
-        stopping = lambda: self._stop_requested or self._stop_signal is not None
-        try:
-            while self.step < self.total_steps and not stopping():
-                epoch, pos = divmod(self.step, self.spe)
-                self._begin_epoch(epoch, pos)
-                end = min(self.spe, pos + self.total_steps - self.step)
-                flushed = pos
-                for i in range(pos, end):
-                    self._run_step()
-                    self.step += 1
-                    if (i + 1 - flushed) >= t.log_every or i + 1 == end or stopping():
-                        means = self._flush(flushed, i + 1, epoch)
-                        bar.update(i + 1 - flushed, {
-                            "epoch": epoch + 1, **dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), means)),
-                            "img_per_s": (self.step - steps0) * self.B * self.K / max(time.perf_counter() - t0, 1e-9)})
-                        flushed = i + 1
-                    if stopping():
-                        break
-                if self.step % self.spe == 0:
-                    self._end_of_epoch(self.step // self.spe)
-                    if time.monotonic() - self._saved_at >= self.save_every_s and self.step < self.total_steps:
-                        self.save()
-                        self._saved_at = time.monotonic()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-            bar.close()
+        return fit_together([self])[0]
+
+    def _finish(self, interrupted: bool) -> list[RunResult]:
         self.save()
-        interrupted = self._stop_signal is not None
         for m in self.members:
             if not interrupted:
                 m.write_grid("final.png")
                 plot_losses(m.run_dir / "log.csv", m.run_dir / "loss.png")
-        if interrupted:
-            name = signal.Signals(self._stop_signal).name
-            print(f"gankit: {name} received: stopped at step {self.step}, checkpoints saved; resume with the same "
-                  f"command and --resume", file=sys.stderr, flush=True)
         return [RunResult(m.run_dir, m.cfg, m.G, m.D, self.step, self.step // self.spe, {}, interrupted)
                 for m in self.members]
 
@@ -435,3 +401,98 @@ class Ensemble:
                 m.save("last.pt")
                 m.save(f"epoch_{epoch:04d}.pt")
         self.log(f"epoch {epoch}: {self.K} members, step {self.step} of {self.total_steps}")
+
+
+class _JointStep:
+    """One step of several ensembles. Eagerly: each ensemble's own step (graphed or not), one after the other.
+    Under CUDA graphs with two or more ensembles: one graph in which each ensemble's step runs on its own stream,
+    forked from and joined back to the capturing stream, so the GPU runs their small kernels side by side (the
+    steps share no tensors: each reads its own batches, latents and weights)."""
+
+    def __init__(self, group: Sequence[Ensemble]):
+        self.group = list(group)
+        graphed = {e.cuda_graphs for e in self.group}
+        if len(graphed) > 1 or len({str(e.device) for e in self.group}) > 1:
+            raise GankitError("ensembles trained together need one device and one train.cuda_graphs setting")
+        self.joint = len(self.group) > 1 and graphed == {True}
+        if self.joint:
+            dev = self.group[0].device
+            self.streams = [torch.cuda.Stream(device=dev) for _ in self.group]
+            self.replayer = graphs.Replayer(dev)
+
+    def _fork_join(self) -> None:
+        here = torch.cuda.current_stream(self.group[0].device)
+        for e, s in zip(self.group, self.streams):
+            s.wait_stream(here)
+            with torch.cuda.stream(s):
+                e._step()
+        for s in self.streams:
+            here.wait_stream(s)
+
+    def __call__(self) -> None:
+        if self.joint:
+            self.replayer(self._fork_join)
+        else:
+            for e in self.group:
+                e._run_step()
+
+
+def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
+    """Train several ensembles in lockstep, one step of each per loop turn (on a GPU with CUDA graphs, as one
+    graph: see :class:`_JointStep`). They need the same steps per epoch, total steps and current step; each keeps
+    its own members, checkpoints and logs. Ctrl-C/SIGTERM stop all of them after the current step, with
+    checkpoints. Returns each ensemble's :meth:`Ensemble.fit` result, in order."""
+    group = list(group)
+    lead = group[0]
+    for e in group[1:]:
+        if (e.spe, e.total_steps, e.step) != (lead.spe, lead.total_steps, lead.step):
+            raise GankitError(f"ensembles trained together need the same steps per epoch, total steps and current "
+                              f"step: {(lead.spe, lead.total_steps, lead.step)} vs {(e.spe, e.total_steps, e.step)}")
+    step_all = _JointStep(group)
+    t = lead.cfg.train
+    old = install_stop_handlers(lead)
+    bar = Progress(t.progress, lead.total_steps, lead.step)
+    t0, steps0 = time.perf_counter(), lead.step
+    saved_at = time.monotonic()
+    stopping = lambda: any(e._stop_requested for e in group) or lead._stop_signal is not None
+    try:
+        while lead.step < lead.total_steps and not stopping():
+            epoch, pos = divmod(lead.step, lead.spe)
+            for e in group:
+                e._begin_epoch(epoch, pos)
+            end = min(lead.spe, pos + lead.total_steps - lead.step)
+            flushed = pos
+            for i in range(pos, end):
+                step_all()
+                for e in group:
+                    e.step += 1
+                if (i + 1 - flushed) >= t.log_every or i + 1 == end or stopping():
+                    means = [e._flush(flushed, i + 1, epoch) for e in group]
+                    bar.update(i + 1 - flushed, {
+                        "epoch": epoch + 1,
+                        **dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), means[0])),
+                        "img_per_s": (lead.step - steps0) * sum(e.B * e.K for e in group)
+                        / max(time.perf_counter() - t0, 1e-9)})
+                    flushed = i + 1
+                if stopping():
+                    break
+            if lead.step % lead.spe == 0:
+                for e in group:
+                    e._end_of_epoch(lead.step // lead.spe)
+                if time.monotonic() - saved_at >= lead.save_every_s and lead.step < lead.total_steps:
+                    for e in group:
+                        e.save()
+                    saved_at = time.monotonic()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        bar.close()
+    for e in group[1:]:
+        e._stop_signal = lead._stop_signal
+    interrupted = lead._stop_signal is not None
+    results = [e._finish(interrupted) for e in group]
+    if interrupted:
+        name = signal.Signals(lead._stop_signal).name
+        print(f"gankit: {name} received: stopped at step {lead.step}, checkpoints saved; resume with the same "
+              f"command and --resume", file=sys.stderr, flush=True)
+    return results
