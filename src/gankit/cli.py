@@ -223,8 +223,8 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
         return 0
     ens = Ensemble(cfgs, outs, overwrite=args.overwrite, resume=resume)
     if ens.device.type == "cpu":
-        print("note: on a CPU, --seeds trains about 2x slower than the same seeds one after another "
-              "(docs/BENCHMARKS.md); it pays off on a GPU", file=sys.stderr)
+        print("note: on a CPU, --seeds trains about as fast as the same seeds one after another (1.0-1.2x for "
+              "the toy presets, docs/BENCHMARKS.md); it pays off on a GPU", file=sys.stderr)
     if not resume:
         atomic_write_text(root / ENSEMBLE_FILE, json.dumps({"members": names,
                                                             "seeds": [c.train.seed for c in cfgs]}) + "\n")

@@ -52,7 +52,8 @@ class SlotBatchNorm1d(nn.BatchNorm1d):
         with torch.no_grad():
             xd = x2.detach()
             mean = xd.mean(0)
-            var = (xd - mean).square_().sum(0) / max(n - 1, 1)  # unbiased, as BatchNorm's running_var
+            dev = xd - mean
+            var = (dev * dev).sum(0) / max(n - 1, 1)  # unbiased, as BatchNorm's running_var (square_ has no vmap rule)
             m = self.momentum
             self.running_mean.mul_(1 - m).add_(mean.reshape(self.slots, width).mean(0), alpha=m)
             self.running_var.mul_(1 - m).add_(var.reshape(self.slots, width).mean(0), alpha=m)
