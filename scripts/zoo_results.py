@@ -22,7 +22,8 @@ sections asked for are rewritten in --out; the others stay as they are. A toy en
 limit, Ctrl-C) keeps its checkpoints, and the same command resumes it. --cached writes the toy tables from the
 runs already scored (e.g. trained on a GPU machine and copied back) and lists the rest as not run;
 --toy-presets trains only the runs of the presets named (a GPU session too short for all 20 runs can take a
-part: on an H200 with --ensemble --tf32, 10 runs of 400,000 steps took ~10-13 minutes).
+part: on an H200 with --ensemble --tf32, 10 runs of 400,000 steps took ~10-13 minutes). --together trains both
+methods' ensembles in lockstep, on a GPU as one CUDA graph with a stream each, so they share the device.
 """
 from __future__ import annotations
 
@@ -303,7 +304,7 @@ def _toy_table(args, epochs: int) -> list[str]:
     if missing:
         lines += ["", f"Not run yet at {epochs} epochs: {', '.join(missing)}; train them with `python "
                       f"scripts/zoo_results.py --sections toy --toy-epochs {epochs} --device cuda --cuda-graphs "
-                      f"--ensemble` (a GPU) or without `--cached` on a CPU."]
+                      f"--ensemble --together` (a GPU) or without `--cached` on a CPU."]
     if any(x is not None for x in infos):
         lines += ["", "Per run (modes / % high quality / KL of the captured-mode histogram to uniform):", ""]
     for (mix, label), s in rows.items():

@@ -22,6 +22,10 @@ The runs stay independent:
 On CUDA with ``train.cuda_graphs`` the step -- the batch gather, both updates and the per-step statistics -- is
 captured once and replayed; only the epoch's permutations and latents are copied in between epochs.
 
+:func:`fit_together` trains several ensembles (e.g. PacGAN4's and the GAN's, whose shapes differ) in lockstep;
+under CUDA graphs as one graph that runs each ensemble's step on its own stream, since one toy ensemble's kernels
+are too small to fill a GPU.
+
 Limits (refused with a one-line error): unconditional models, one D update per G update, fp32, one process,
 no EMA, gradient penalty, R1, DiffAugment, instance noise, dropout, spectral norm or lr schedule, and members
 that differ only in their seeds and dataset (same shape and size). Ensembles do not roll back a non-finite loss
