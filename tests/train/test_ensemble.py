@@ -285,3 +285,30 @@ def test_ensembles_of_different_lengths_are_refused_together(tmp_path):
     b.total_steps += 1
     with pytest.raises(gankit.GankitError, match="same steps per epoch, total steps and current step"):
         fit_together([a, b])
+
+
+def test_ensembles_stopped_together_resume_together_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    over = {"train.epochs": 2}
+    straight = _two_methods(tmp_path, "s", over)
+    fit_together(straight)
+    first = _two_methods(tmp_path, "p", over)
+    stop_at = first[0].spe + 3  # mid-epoch
+    real_step = first[1]._step
+
+    def step_then_maybe_stop():  # the second ensemble asks; both must stop after the same step
+        real_step()
+        if first[1].step + 1 == stop_at:
+            first[1].stop()
+    monkeypatch.setattr(first[1], "_step", step_then_maybe_stop)
+    results = fit_together(first)
+    assert [rs[0].step for rs in results] == [stop_at, stop_at]
+    resumed = [Ensemble([gankit.RunConfig.from_dict(json.loads((m.run_dir / "config.json").read_text()))
+                         for m in e.members], [m.run_dir for m in e.members], resume=True, log=quiet) for e in first]
+    assert [e.step for e in resumed] == [stop_at, stop_at]
+    fit_together(resumed)
+    for a, b in zip(straight, resumed):
+        for net in ("G", "D"):
+            for k in range(2):
+                sa, sb = getattr(a, net).member_state(k), getattr(b, net).member_state(k)
+                for key in sa:
+                    assert torch.equal(sa[key], sb[key]), f"{net}[{k}].{key}"
