@@ -253,6 +253,15 @@ def test_a_crash_loses_at_most_the_training_since_the_last_timed_save(tmp_path, 
     assert resumed.step == 2 * ens.spe and resumed.fit()[0].step == 3 * ens.spe
 
 
+def assert_identical_members(a, b):
+    """Every member's weights and buffers equal bit for bit in ensembles a and b."""
+    for net in ("G", "D"):
+        for k in range(a.K):
+            sa, sb = getattr(a, net).member_state(k), getattr(b, net).member_state(k)
+            for key in sa:
+                assert torch.equal(sa[key], sb[key]), f"{net}[{k}].{key}"
+
+
 def _two_methods(tmp_path, tag, over):
     """A gan-* and a pacgan-* ensemble of 2 seeds each: different shapes, same steps per epoch and length."""
     size = {"gan-ring8": 800, "pacgan-grid25": 3200}  # batches of 100 and 400 points: 8 steps per epoch each
@@ -270,11 +279,7 @@ def test_ensembles_trained_together_equal_each_trained_alone(tmp_path):
     results = fit_together(together)
     assert [len(r) for r in results] == [2, 2] and all(r.step == 2 * together[0].spe for rs in results for r in rs)
     for a, t in zip(alone, together):
-        for net in ("G", "D"):
-            for k in range(2):
-                sa, st = getattr(a, net).member_state(k), getattr(t, net).member_state(k)
-                for key in sa:
-                    assert torch.equal(sa[key], st[key]), f"{net}[{k}].{key}"
+        assert_identical_members(a, t)
         for m_a, m_t in zip(a.members, t.members):
             assert (m_a.run_dir / "log.csv").read_text() == (m_t.run_dir / "log.csv").read_text()
             assert (m_t.run_dir / "checkpoints" / "epoch_0001.pt").is_file()
@@ -307,8 +312,4 @@ def test_ensembles_stopped_together_resume_together_to_the_uninterrupted_result(
     assert [e.step for e in resumed] == [stop_at, stop_at]
     fit_together(resumed)
     for a, b in zip(straight, resumed):
-        for net in ("G", "D"):
-            for k in range(2):
-                sa, sb = getattr(a, net).member_state(k), getattr(b, net).member_state(k)
-                for key in sa:
-                    assert torch.equal(sa[key], sb[key]), f"{net}[{k}].{key}"
+        assert_identical_members(a, b)
