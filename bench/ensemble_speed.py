@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from gankit.train.ensemble import Ensemble, _JointStep, seed_configs
+from gankit.train.ensemble import Ensemble, JointStep, seed_configs
 from gankit.train.loop import Trainer
 
 WARM = 50
@@ -56,7 +56,7 @@ def ensemble_steps_per_s(cfgs, k: int, seconds: float) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         group = [Ensemble(seed_configs(c, range(k)), [Path(tmp) / f"{j}m{i}" for i in range(k)], log=lambda *_: None)
                  for j, c in enumerate(cfgs)]
-        step = _JointStep(group)
+        step = JointStep(group)
         spe = min(e.spe for e in group)
         for e in group:
             e._begin_epoch(0, 0)

@@ -50,9 +50,8 @@ class SlotBatchNorm1d(nn.BatchNorm1d):
         y = F.batch_norm(x2, None, None, self.weight.repeat(self.slots), self.bias.repeat(self.slots),
                          True, 0.0, self.eps)
         with torch.no_grad():
-            xd = x2.detach()
-            mean = xd.mean(0)
-            dev = xd - mean
+            mean = x2.mean(0)
+            dev = x2 - mean
             var = (dev * dev).sum(0) / max(n - 1, 1)  # unbiased, as BatchNorm's running_var (square_ has no vmap rule)
             m = self.momentum
             self.running_mean.mul_(1 - m).add_(mean.reshape(self.slots, width).mean(0), alpha=m)

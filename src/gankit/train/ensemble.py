@@ -407,7 +407,7 @@ class Ensemble:
         self.log(f"epoch {epoch}: {self.K} members, step {self.step} of {self.total_steps}")
 
 
-class _JointStep:
+class JointStep:
     """One step of several ensembles. Eagerly: each ensemble's own step (graphed or not), one after the other.
     Under CUDA graphs with two or more ensembles: one graph in which each ensemble's step runs on its own stream,
     forked from and joined back to the capturing stream, so the GPU runs their small kernels side by side (the
@@ -443,7 +443,7 @@ class _JointStep:
 
 def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
     """Train several ensembles in lockstep, one step of each per loop turn (on a GPU with CUDA graphs, as one
-    graph: see :class:`_JointStep`). They need the same steps per epoch, total steps and current step; each keeps
+    graph: see :class:`JointStep`). They need the same steps per epoch, total steps and current step; each keeps
     its own members, checkpoints and logs. Ctrl-C/SIGTERM stop all of them after the current step, with
     checkpoints. Returns each ensemble's :meth:`Ensemble.fit` result, in order."""
     group = list(group)
@@ -452,7 +452,7 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
         if (e.spe, e.total_steps, e.step) != (lead.spe, lead.total_steps, lead.step):
             raise GankitError(f"ensembles trained together need the same steps per epoch, total steps and current "
                               f"step: {(lead.spe, lead.total_steps, lead.step)} vs {(e.spe, e.total_steps, e.step)}")
-    step_all = _JointStep(group)
+    step_all = JointStep(group)
     t = lead.cfg.train
     old = install_stop_handlers(lead)
     bar = Progress(t.progress, lead.total_steps, lead.step)
@@ -491,8 +491,6 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
         for s, h in old.items():
             signal.signal(s, h)
         bar.close()
-    for e in group[1:]:
-        e._stop_signal = lead._stop_signal
     interrupted = lead._stop_signal is not None
     results = [e._finish(interrupted) for e in group]
     if interrupted:
