@@ -41,10 +41,17 @@ def _quiet(*_):
     pass
 
 
-@pytest.mark.parametrize("name", list_presets())
-def test_preset_trains_and_samples(name, tmp_path):
-    cfg = preset_config(name).with_overrides(TINY)
-    result = Trainer(cfg, tmp_path / name, dataset=_dataset(cfg), log=_quiet).fit()
+# No preset keeps G_ema, so one case adds it: the checkpoint must then hold the average, and gankit.load use it.
+CASES = [(name, {}) for name in list_presets()] + [("seed", {"optim.ema_beta": 0.9})]
+
+
+@pytest.mark.parametrize("name,extra", CASES, ids=[n + ("-ema" if e else "") for n, e in CASES])
+def test_preset_trains_and_samples(name, extra, tmp_path):
+    cfg = preset_config(name).with_overrides({**TINY, **extra})
+    trainer = Trainer(cfg, tmp_path / name, dataset=_dataset(cfg), log=_quiet)
+    g_states = [{k: v.double() for k, v in trainer.G.state_dict().items()}]  # G after steps 0, 1, 2 (log_every 1)
+    trainer.add_callback("on_log", lambda t: g_states.append({k: v.double() for k, v in t.G.state_dict().items()}))
+    result = trainer.fit()
     assert result.step == 2
     assert all(math.isfinite(v) for key in ("d_loss", "g_loss") for v in result.history[key])
     assert (result.run_dir / "samples" / "final.png").is_file()
@@ -57,7 +64,16 @@ def test_preset_trains_and_samples(name, tmp_path):
         with pytest.raises(GankitError, match="class indices"):
             G.sample(2, labels=torch.tensor([0, 10]))
     if cfg.optim.ema_beta > 0:
-        assert G.weights == "G_ema"
+        # θ_ema = β²·θ0 + β(1-β)·θ1 + (1-β)·θ2 after two G steps; buffers (BN statistics) are G's own
+        assert G.weights == "G_ema" and len(g_states) == 3
+        b = cfg.optim.ema_beta
+        g0, g1, g2 = g_states
+        params = {k for k, _ in trainer.G.named_parameters()}
+        for k, v in G.G.state_dict().items():
+            want = b * b * g0[k] + b * (1 - b) * g1[k] + (1 - b) * g2[k] if k in params else g2[k]
+            torch.testing.assert_close(v.double(), want, rtol=1e-5, atol=1e-6)
+            if k in params:
+                assert not torch.allclose(v.double(), g2[k])  # the average is not G itself
     if len(G.img_shape) == 1:
         with pytest.raises(GankitError, match="not images"):
             G.images(4)

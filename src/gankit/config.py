@@ -69,6 +69,7 @@ class ModelConfig:
     d_dropout: float = 0.0  # dropout after D's hidden activations
     g_channels: int = 64  # conv archs (dcgan, resnet): G's base width
     d_channels: int = 64  # conv archs: D's base width
+    g_layers: int = 0  # dcgan G: stride-2 transposed convs; 0 = double up from the smallest start >= 4 (7 at 28)
     d_layers: int = 0  # dcgan D: stride-2 convs; 0 = halve down to >= 4 pixels (2 at 28x28, 3 at 32x32)
     maxout_pieces: int = 5  # toy arch: pieces per maxout unit of D (PacGAN: 5)
     d_spectral_norm: bool = False  # spectral normalization of every D weight (Miyato et al. 2018)
@@ -90,6 +91,7 @@ class ModelConfig:
         _check(self.d_norm in ("none", "batch", "layer"),
                f"model.d_norm must be one of none, batch, layer; got {self.d_norm!r}")
         _check(0.0 <= self.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+        _check(0 <= self.g_layers <= 8, f"model.g_layers must be in [0, 8] (0 = automatic), got {self.g_layers}")
         _check(0 <= self.d_layers <= 8, f"model.d_layers must be in [0, 8] (0 = automatic), got {self.d_layers}")
         _check(self.g_channels > 0 and self.d_channels > 0,
                f"model.g_channels and model.d_channels must be positive, got {self.g_channels}, {self.d_channels}")
@@ -280,10 +282,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                    {**_PACGAN, "data.name": "grid25", "model.pack": 1, "model.g_norm_slots": 1,
                     "train.batch_size": 100}),
     "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, PROTOCOLS.md §2): D convs 64-128-256-512, "
-                            "Adam 2e-4/0.5, batch 64, 50 epochs",
-                            {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "train.epochs": 50}),
+                            "G mirrored (2x2x512 up to 28x28x3), Adam 2e-4/0.5, batch 64, 50 epochs",
+                            {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "model.g_layers": 4,
+                             "train.epochs": 50}),
     "pacgan-stacked-mnist": ("PacDCGAN2 on stacked MNIST: the DCGAN preset with D judging 2 samples at once",
-                             {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "model.pack": 2,
+                             {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "model.g_layers": 4,
+                              "model.pack": 2,
                               "train.epochs": 50}),
 }
 

@@ -90,6 +90,7 @@ def check_targets(name: str, real_target: float, fake_target: float) -> None:
 
 
 def list_losses() -> list[str]:
+    """The names ``loss.name`` accepts."""
     return sorted(LOSSES)
 
 

@@ -47,14 +47,15 @@ def instance_noise(x: torch.Tensor, std: float, generator: torch.Generator | Non
 
 
 def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
-    """Spectral normalization (Miyato et al. 2018) on every Linear and Conv weight of ``module``, in place.
+    """Spectral normalization (Miyato et al. 2018) on every Linear, Conv and Embedding weight of ``module``, in
+    place (the embedding is the projection discriminator's class matrix, normalised in Miyato & Koyama's code too).
 
     Uses torch's parametrization: the weight is divided by a power-iteration estimate of its largest singular
     value, updated once per forward pass in training mode.
     """
     sn = torch.nn.utils.parametrizations.spectral_norm
     for m in list(module.modules()):
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
             dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
             sn(m, n_power_iterations=n_power_iterations, dim=dim)
     return module

@@ -1,19 +1,26 @@
-"""ring8/grid25/mog1d parameters, CIFAR-10 pickle batches (tiny fakes in the real format), stacked MNIST."""
+"""ring8/grid25/mog1d parameters, CIFAR-10 pickle batches (tiny fakes in the real format) read from a folder, an
+archive and a download from a local HTTP server, stacked MNIST."""
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+import os
 import pickle
+import re
 import tarfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from test_sources import _Server  # the local HTTP server of the MNIST download tests (tests/data on sys.path)
 
 from gankit.config import DataConfig
-from gankit.data import load_dataset, to_unit_range
+from gankit.data import cifar, load_dataset, to_unit_range
 from gankit.data.cifar import parse_batch
 from gankit.data.idx import write_idx
+from gankit.data.sources import RemoteFile
 from gankit.data.stacked import stack_digits
 from gankit.data.toy import MIXTURES
 from gankit.errors import GankitError
@@ -65,6 +72,34 @@ def _fake_cifar(rng, n=4):
     return data, [int(v) for v in rng.integers(0, 10, size=n)]
 
 
+def _fake_batches(seed: int) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """data_batch_1..5 of 4 images and a test_batch of 3, as (data (n, 3072) uint8, labels)."""
+    rng = np.random.default_rng(seed)
+    batches = {f"data_batch_{i}": _fake_cifar(rng) for i in range(1, 6)}
+    batches["test_batch"] = _fake_cifar(rng, 3)
+    return batches
+
+
+def _archive_bytes(batches: dict[str, tuple[np.ndarray, list[int]]]) -> bytes:
+    """cifar-10-python.tar.gz as published: a folder cifar-10-batches-py with the batches, batches.meta and a
+    readme."""
+    meta = pickle.dumps({b"num_cases_per_batch": 10000, b"num_vis": 3072,
+                         b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog",
+                                          b"horse", b"ship", b"truck"]}, protocol=2)
+    members = {name: _batch_bytes(d, lab) for name, (d, lab) in batches.items()}
+    members.update({"batches.meta": meta, "readme.html": b"<html></html>"})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        folder = tarfile.TarInfo("cifar-10-batches-py")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        for name, raw in members.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return buf.getvalue()
+
+
 def test_cifar_batch_layout():
     rng = np.random.default_rng(0)
     data, labels = _fake_cifar(rng)
@@ -77,9 +112,7 @@ def test_cifar_batch_layout():
 
 def test_cifar_folder_and_archive(tmp_path, monkeypatch):
     monkeypatch.setenv("GANKIT_MIRRORS_CIFAR10", "")
-    rng = np.random.default_rng(1)
-    batches = {f"data_batch_{i}": _fake_cifar(rng) for i in range(1, 6)}
-    batches["test_batch"] = _fake_cifar(rng, 3)
+    batches = _fake_batches(1)
     folder = tmp_path / "dir" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for name, (d, lab) in batches.items():
@@ -91,12 +124,7 @@ def test_cifar_folder_and_archive(tmp_path, monkeypatch):
     assert len(test) == 3
     arch = tmp_path / "arch"
     arch.mkdir()
-    with tarfile.open(arch / "cifar-10-python.tar.gz", "w:gz") as tar:
-        for name, (d, lab) in batches.items():
-            raw = _batch_bytes(d, lab)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(raw)
-            tar.addfile(info, io.BytesIO(raw))
+    (arch / "cifar-10-python.tar.gz").write_bytes(_archive_bytes(batches))
     from_tar = load_dataset(DataConfig(name="cifar10", dir=str(arch)))
     assert torch.equal(from_tar.images, train.images) and torch.equal(from_tar.labels, train.labels)
     with pytest.raises(GankitError, match="no download mirrors configured for cifar10"):
@@ -109,6 +137,93 @@ def test_cifar_rejects_code_in_pickles():
         parse_batch(evil, "evil")
     with pytest.raises(GankitError, match="uint8 array"):
         parse_batch(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}), "short")
+
+
+# ---------------------------------------------------------------------------------------------
+# downloading CIFAR-10 from a mirror (a local HTTP server named in $GANKIT_MIRRORS_CIFAR10, as a user would)
+
+@pytest.fixture
+def cifar_mirror(tmp_path, monkeypatch):
+    """A mirror at ``<url>cifar/`` serving a tiny archive whose MD5 the checksum check expects; returns
+    (folder served, archive bytes, batches, server). The expected MD5 is the one thing swapped: the published one
+    belongs to the real 163 MB archive; mirrors, download, verification and cache are the code users run."""
+    batches = _fake_batches(7)
+    archive = _archive_bytes(batches)
+    folder = tmp_path / "www" / "cifar"
+    folder.mkdir(parents=True)
+    (folder / cifar.ARCHIVE).write_bytes(archive)
+    md5 = hashlib.md5(archive).hexdigest()
+    monkeypatch.setattr(cifar, "CIFAR10", replace(cifar.CIFAR10, files={"archive": RemoteFile(cifar.ARCHIVE, md5=md5)}))
+    server = _Server(tmp_path / "www")
+    monkeypatch.setenv("GANKIT_MIRRORS_CIFAR10", server.url + "cifar/")
+    yield folder, archive, batches, server
+    server.close()
+
+
+def _expected(batches, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    names = cifar.BATCHES[split]
+    images = np.concatenate([batches[n][0] for n in names]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([batches[n][1] for n in names]).astype(np.int64)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def test_cifar_download_into_the_cache_then_offline(cifar_mirror, isolated_data_env):
+    _, archive, batches, server = cifar_mirror
+    lines = []
+    train = load_dataset(DataConfig(name="cifar10"), log=lines.append)
+    cached = isolated_data_env / "cifar10" / cifar.ARCHIVE
+    assert lines == [f"downloading {server.url}cifar/{cifar.ARCHIVE}"]
+    assert server.requests == [f"/cifar/{cifar.ARCHIVE}"]
+    assert os.listdir(cached.parent) == [cifar.ARCHIVE] and cached.read_bytes() == archive
+    images, labels = _expected(batches, "train")
+    assert train.images.shape == (20, 3, 32, 32) and train.images.dtype == torch.uint8 and train.num_classes == 10
+    assert torch.equal(train.images, images) and torch.equal(train.labels, labels)
+    assert train.source == str(cached)
+    server.close()  # offline from now on: the mirror refuses connections
+    test = load_dataset(DataConfig(name="cifar10", split="test"), log=pytest.fail)
+    images, labels = _expected(batches, "test")
+    assert torch.equal(test.images, images) and torch.equal(test.labels, labels) and test.source == str(cached)
+    again = load_dataset(DataConfig(name="cifar10", download=False), log=pytest.fail)
+    assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
+
+
+def test_cifar_download_with_wrong_checksum_leaves_nothing_then_succeeds(cifar_mirror, isolated_data_env):
+    folder, archive, batches, _ = cifar_mirror
+    (folder / cifar.ARCHIVE).write_bytes(_archive_bytes(_fake_batches(8)))  # a valid archive, but not the one
+    with pytest.raises(GankitError, match=r"^could not download cifar10 file cifar-10-python\.tar\.gz "
+                                          r"\(http://127\.0\.0\.1:\d+/cifar/cifar-10-python\.tar\.gz: checksum "
+                                          r"mismatch\); put cifar-10-python\.tar\.gz .* or pass --data-dir DIR$") as e:
+        load_dataset(DataConfig(name="cifar10"), log=lambda *_: None)
+    assert "\n" not in str(e.value)
+    assert os.listdir(isolated_data_env / "cifar10") == []  # no partial or unverified file
+    (folder / cifar.ARCHIVE).write_bytes(archive)  # the mirror is fixed
+    train = load_dataset(DataConfig(name="cifar10"), log=lambda *_: None)
+    assert torch.equal(train.images, _expected(batches, "train")[0])
+    assert os.listdir(isolated_data_env / "cifar10") == [cifar.ARCHIVE]
+
+
+def test_cifar_truncated_archive(cifar_mirror, tmp_path, isolated_data_env, monkeypatch):
+    archive = cifar_mirror[1]
+    # the connection drops half-way through the transfer
+    truncating = _Server(tmp_path / "www", truncate=True)
+    monkeypatch.setenv("GANKIT_MIRRORS_CIFAR10", truncating.url + "cifar/")
+    try:
+        with pytest.raises(GankitError, match=r"^could not download cifar10 file cifar-10-python\.tar\.gz "
+                                              r"\(\S+: (incomplete download|IncompleteRead)") as e:
+            load_dataset(DataConfig(name="cifar10"), log=lambda *_: None)
+    finally:
+        truncating.close()
+    assert "\n" not in str(e.value)
+    assert os.listdir(isolated_data_env / "cifar10") == []
+    # a damaged archive already on disk (half copied, or bytes flipped) is reported in one line, not a traceback
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    flipped = archive[:200] + bytes(b ^ 0xFF for b in archive[200:260]) + archive[260:]  # zlib: invalid data
+    for broken in (archive[: len(archive) // 2], flipped):
+        (data_dir / cifar.ARCHIVE).write_bytes(broken)
+        where = re.escape(str(data_dir / cifar.ARCHIVE))
+        with pytest.raises(GankitError, match=rf"^{where}: not a readable tar\.gz archive \(.+\)$"):
+            load_dataset(DataConfig(name="cifar10", dir=str(data_dir)), log=pytest.fail)
 
 
 def test_stack_digits_modes():

@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.config import ModelConfig
+from gankit.config import ModelConfig, preset_config
 from gankit.errors import GankitError
 from gankit.models import build_discriminator, build_generator, has_batch_coupling, list_archs
-from gankit.models.conditional import head_of
 from gankit.models.pack import PackedDiscriminator, pack
 
 TINY = dict(z_dim=4, g_hidden=(8,), d_hidden=(8,), g_channels=4, d_channels=4, maxout_pieces=2)
@@ -87,6 +86,43 @@ def test_dcgan_d_layers_4_at_28_is_the_stacked_mnist_protocol_d():
         build_discriminator(ModelConfig(arch="dcgan", d_layers=5), (1, 28, 28))
 
 
+def _convt_sizes(G, z):
+    sizes = []
+    convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[1:]))) for m in convs]
+    out = G(z)
+    for h in hooks:
+        h.remove()
+    return convs, sizes, out
+
+
+def test_dcgan_g_layers_4_at_28_mirrors_the_stacked_mnist_d():
+    """PROTOCOLS.md §2's G mirrors its D: Linear to 512x2x2 (ceil(28 / 16)), then ConvT 512-256-128-64-3 growing
+    2 -> 4 -> 7 -> 14 -> 28, the DCGAN code's output sizes ceil(28 / 2^k); both stacked presets use it."""
+    for preset in ("dcgan-stacked-mnist", "pacgan-stacked-mnist"):
+        assert preset_config(preset).model.g_layers == 4
+    G = build_generator(ModelConfig(arch="dcgan", g_channels=64, g_norm="batch", g_layers=4), (3, 28, 28))
+    assert G.fc.out_features == 512 * 2 * 2
+    convs, sizes, out = _convt_sizes(G, torch.randn(2, 100))
+    assert [(m.in_channels, m.out_channels) for m in convs] == [(512, 256), (256, 128), (128, 64), (64, 3)]
+    assert sizes == [(256, 4, 4), (128, 7, 7), (64, 14, 14), (3, 28, 28)]
+    assert out.shape == (2, 3, 28, 28) and out.abs().max() <= 1
+
+
+def test_dcgan_g_layers_naming_the_automatic_depth_builds_the_same_g():
+    """g_layers 0 picks the depth that doubles exactly from >= 4 pixels (28: 7 -> 14 -> 28); naming that depth
+    builds the identical network, weights included under the same seed."""
+    nets = []
+    for k in (0, 2):
+        torch.manual_seed(3)
+        nets.append(build_generator(ModelConfig(arch="dcgan", g_channels=8, g_layers=k), (1, 28, 28)).state_dict())
+    assert nets[0].keys() == nets[1].keys() and all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+    with pytest.raises(GankitError, match="starts 28-pixel images below one pixel; use at most 4"):
+        build_generator(ModelConfig(arch="dcgan", g_layers=5), (1, 28, 28))
+    with pytest.raises(GankitError, match="depth of model.arch dcgan only"):
+        build_generator(ModelConfig(arch="resnet", g_layers=2), (3, 32, 32))
+
+
 @pytest.mark.parametrize("arch", ["mlp", "toy"])
 def test_vector_data(arch):
     cfg = _cfg(arch, g_hidden=(8, 8))
@@ -103,7 +139,7 @@ def test_pack_shapes_and_grouping():
         pack(x, 4)
 
 
-@pytest.mark.parametrize("arch,shape", [("toy", (2,)), ("dcgan", (1, 8, 8)), ("mlp", (3, 8, 8))])
+@pytest.mark.parametrize("arch,shape", [("toy", (2,)), ("dcgan", (1, 8, 8)), ("mlp", (3, 8, 8)), ("resnet", (3, 8, 8))])
 def test_packed_discriminator(arch, shape):
     cfg = _cfg(arch, pack=4)
     D = build_discriminator(cfg, shape)
@@ -113,6 +149,8 @@ def test_packed_discriminator(arch, shape):
     assert out.shape == (2,)
     want = D.inner(torch.cat([x[4], x[5], x[6], x[7]], dim=0)[None])
     torch.testing.assert_close(out[1:], want)
+    if arch == "resnet":  # the first block's convs see the 4 packed images as 12 channels
+        assert D.inner.blocks[0].c1.in_channels == D.inner.blocks[0].sc.in_channels == 4 * shape[0]
 
 
 def test_projection_closed_form():
@@ -120,7 +158,7 @@ def test_projection_closed_form():
     D = build_discriminator(_cfg("toy", "projection"), (2,))
     x, y = torch.randn(5, 2), torch.tensor([0, 1, 2, 1, 0])
     phi = D.inner.features(x)
-    want = phi @ head_of(D.inner).weight[0] + head_of(D.inner).bias + (phi * D.embed.weight[y]).sum(1)
+    want = phi @ D.inner.head.weight[0] + D.inner.head.bias + (phi * D.embed.weight[y]).sum(1)
     torch.testing.assert_close(D(x, y), want)
 
 

@@ -8,7 +8,11 @@ Search order for a named dataset (first folder holding all files wins):
    and ``/usr/local/share/datasets/<name>``; override the list with ``$GANKIT_SYSTEM_DATA_DIRS``
    (``os.pathsep``-separated; empty disables it);
 5. a download from the dataset's mirrors, tried in turn (``$GANKIT_MIRRORS_<NAME>`` overrides them, comma-
-   separated), each file verified by SHA-256 and moved atomically into the cache.
+   separated), each file verified against a known digest (see :class:`RemoteFile`: MNIST by SHA-256,
+   Fashion-MNIST by its authors' MD5 or the SHA-256 of the unzipped content, CIFAR-10's archive by its MD5)
+   and moved atomically into the cache.
+
+Files found on disk in steps 1-4 are not checked against digests; their parsers reject corrupt or truncated files.
 """
 from __future__ import annotations
 

@@ -64,6 +64,7 @@ MIXTURES: dict[str, Mixture] = {
 
 
 def get_mixture(name: str) -> Mixture:
+    """The named mixture's parameters (PROTOCOLS.md §1 for ring8 and grid25)."""
     if name not in MIXTURES:
         raise GankitError(f"unknown mixture {name!r}; choose one of: {', '.join(MIXTURES)}")
     return MIXTURES[name]

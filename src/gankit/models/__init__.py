@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable
 
 from torch import nn
-
-from dataclasses import replace
 
 from ..config import ModelConfig
 from ..errors import GankitError
@@ -36,12 +35,16 @@ def check_model(cfg: ModelConfig) -> None:
                           f"needs num_classes > 0 and an unconditional one 0")
     if cfg.pack > 1 and cfg.cond != "none":
         raise GankitError("model.pack > 1 works only with model.cond none")
+    if (cfg.g_layers or cfg.d_layers) and cfg.arch != "dcgan":
+        raise GankitError(f"model.g_layers / model.d_layers set the depth of model.arch dcgan only (got {cfg.arch}); "
+                          f"leave them at 0")
     if cfg.g_norm_slots > 1 and (cfg.arch != "toy" or cfg.g_norm != "batch"):
         raise GankitError(f"model.g_norm_slots {cfg.g_norm_slots} needs model.arch toy with model.g_norm batch "
                           f"(got {cfg.arch}, {cfg.g_norm}); leave it at 1")
 
 
 def list_archs() -> list[str]:
+    """The names ``model.arch`` accepts."""
     return sorted(ARCHS)
 
 

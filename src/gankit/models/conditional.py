@@ -19,19 +19,8 @@ from torch import nn
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """Labels (N,) int -> (N, num_classes) rows of ``dtype`` with a single 1."""
     return F.one_hot(labels.long(), num_classes).to(dtype)
-
-
-def head_of(D: nn.Module) -> nn.Linear:
-    """The final Linear of an unconditional D: gankit's Ds expose ``head``; the seed MLP ends in one."""
-    return D.head if hasattr(D, "head") else D.net[-1]
-
-
-def features_of(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """φ(x) (N, F): everything of D before its final Linear."""
-    if hasattr(D, "features"):
-        return D.features(x)
-    return D.net[:-1](x.flatten(1))
 
 
 class ConditionalGenerator(nn.Module):
@@ -69,12 +58,12 @@ class ProjectionDiscriminator(nn.Module):
     def __init__(self, inner: nn.Module, num_classes: int):
         super().__init__()
         self.inner = inner
-        self.embed = nn.Embedding(num_classes, head_of(inner).in_features)
+        self.embed = nn.Embedding(num_classes, inner.head.in_features)
         nn.init.xavier_uniform_(self.embed.weight)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = features_of(self.inner, x)  # (N, F)
-        return head_of(self.inner)(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        h = self.inner.features(x)  # (N, F)
+        return self.inner.head(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
 
 
 class ACGANDiscriminator(nn.Module):
@@ -83,11 +72,11 @@ class ACGANDiscriminator(nn.Module):
     def __init__(self, inner: nn.Module, num_classes: int):
         super().__init__()
         self.inner = inner
-        self.aux = nn.Linear(head_of(inner).in_features, num_classes)
+        self.aux = nn.Linear(inner.head.in_features, num_classes)
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = features_of(self.inner, x)
-        return head_of(self.inner)(h).squeeze(1), self.aux(h)
+        h = self.inner.features(x)
+        return self.inner.head(h).squeeze(1), self.aux(h)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_with_aux(x)[0]

@@ -2,7 +2,9 @@
 that halves down to a small start (28 -> 7, 32 -> 4, 64 -> 4; grayscale or RGB).
 
 G: z -> Linear to (2^(n-1)·g_channels, s0, s0) -> n × [norm, ReLU, ConvT 4×4 stride 2] -> tanh, where the last
-   ConvT outputs the image channels and each earlier one halves the width.
+   ConvT outputs the image channels and each earlier one halves the width. Each ConvT doubles the size, or doubles
+   it less one where the image size is odd at that depth: with ``model.g_layers 4`` a 28×28 G grows
+   2 -> 4 -> 7 -> 14 -> 28 from 512 channels, the mirror of the Stacked MNIST D (the DCGAN code's ceil(28 / 16)).
 D: x -> n × [Conv 4×4 stride 2, norm (not on the first), leaky ReLU] (widths d_channels·1, 2, 4, ...) -> flatten
    -> Linear 1. At 64×64 that is the paper's 64-128-256-512 D; at 28×28 it is 64-128, or with
    ``model.d_layers 4`` the 64-128-256-512 D of the Stacked MNIST protocol (28 -> 14 -> 7 -> 3 -> 1 pixels).
@@ -40,6 +42,7 @@ def check_image_shape(arch: str, img_shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def norm2d(kind: str, channels: int) -> nn.Module:
+    """``model.g_norm``/``d_norm`` for feature maps: batch, layer (GroupNorm of one group) or none (Identity)."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
@@ -76,17 +79,25 @@ class DCGANGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig, img_shape: tuple[int, ...]):
         super().__init__()
         c, res = check_image_shape("dcgan", img_shape)
-        s0, n = start_resolution(res)
+        n = start_resolution(res)[1]
+        if cfg.g_layers:
+            if 2 ** cfg.g_layers > res:
+                raise GankitError(f"model.g_layers {cfg.g_layers} starts {res}-pixel images below one pixel; use at "
+                                  f"most {res.bit_length() - 1}")
+            n = cfg.g_layers
+        sizes = [-(-res // 2 ** (n - i)) for i in range(n + 1)]  # ceil(res / 2^(n-i)): s0, ..., res
         self.z_dim = cfg.z_dim
         self.img_shape = tuple(img_shape)
         widths = [cfg.g_channels * 2 ** (n - 1 - i) for i in range(n)]  # at s0, 2·s0, ...
-        self.s0, self.w0 = s0, widths[0]
-        self.fc = nn.Linear(cfg.z_dim, widths[0] * s0 * s0)
+        self.s0, self.w0 = sizes[0], widths[0]
+        self.fc = nn.Linear(cfg.z_dim, widths[0] * sizes[0] ** 2)
         layers: list[nn.Module] = []
         for i in range(n):
             out = widths[i + 1] if i + 1 < n else c
+            odd = sizes[i + 1] == 2 * sizes[i] - 1  # (s - 1)·2 - 2·2 + 4 + 1 = 2s - 1
             layers += [norm2d(cfg.g_norm, widths[i]), nn.ReLU(),
-                       nn.ConvTranspose2d(widths[i], out, 4, stride=2, padding=1)]
+                       nn.ConvTranspose2d(widths[i], out, 4, stride=2, padding=2 if odd else 1,
+                                          output_padding=1 if odd else 0)]
         layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
         init_module_(self, cfg.init)

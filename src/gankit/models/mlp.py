@@ -64,7 +64,16 @@ class MLPDiscriminator(nn.Module):
                 layers.append(nn.Dropout(cfg.d_dropout))
             width = h
         layers.append(init_linear(nn.Linear(width, 1), cfg.init))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*layers)  # one Sequential, as the seed's checkpoints name it (net.0, net.2, ...)
+
+    @property
+    def head(self) -> nn.Linear:
+        """The final Linear (F -> 1), as every gankit D exposes it for the conditional wrappers."""
+        return self.net[-1]  # type: ignore[return-value]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x) (N, F): everything before :attr:`head`."""
+        return self.net[:-1](x.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1)).squeeze(1)
