@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"## Training {args.members} seeds at once (`--seeds`), {where}, torch {torch.__version__}", "",
              f"`python bench/ensemble_speed.py --device {args.device} --members {args.members} "
              f"--seconds {args.seconds:g}`; CUDA graphs {'on' if graphs else 'off'} for both columns.", "",
-             "| preset | batch | single run steps/s | ensemble steps/s | run-steps/s vs single |", "|---|---|---|---|---|"]
+             "| preset | batch | single run steps/s | ensemble steps/s | run-steps/s vs single |",
+             "|---|---|---|---|---|"]
     cfgs, alone = [], []
     for name in args.presets.split(","):
         cfg = gankit.preset(name).with_overrides({

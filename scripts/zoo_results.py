@@ -245,7 +245,8 @@ def run_toy(args) -> list[str]:
         lines += _toy_table(args, epochs)
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps(dict(sorted(SCORES.items())), indent=1) + "\n")
-    lines += ["Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |", "|---|---|---|"]
+    lines += ["Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |",
+              "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED]
     return lines + [""]
 

@@ -76,7 +76,8 @@ def test_scores_kept_beside_the_document_rebuild_the_tables_without_the_run_fold
 
     runs, out = tmp_path / "runs", tmp_path / "docs" / "ZOO.md"
     fake_result(runs, "gan-ring8", 9, 0, 6, 0.75)
-    args = ["--sections", "toy", "--toy-epochs", "9", "--seeds", "1", "--cached", "--runs", str(runs), "--out", str(out)]
+    args = ["--sections", "toy", "--toy-epochs", "9", "--seeds", "1", "--cached", "--runs", str(runs), "--out",
+            str(out)]
     run(*args)
     first = out.read_text()
     kept = json.loads((tmp_path / "docs" / "zoo" / "toy_runs.json").read_text())

@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a GAN", epilog=TRAIN_EXAMPLES, allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--preset", default="seed", help=f"named preset ({', '.join(list_presets())}); default seed")
-    t.add_argument("--dataset", help="auto (default), mnist, fashion-mnist, digits, idx, folder, cifar10, stacked-mnist, "
-                                          "ring8, grid25, mog1d")
+    t.add_argument("--dataset", help="auto (default), mnist, fashion-mnist, digits, idx, folder, cifar10, "
+                                     "stacked-mnist, ring8, grid25, mog1d")
     t.add_argument("--data-dir", help="folder with the dataset files (searched first)")
     t.add_argument("--epochs", type=int, help="number of epochs")
     t.add_argument("--steps", type=int, help="number of steps (overrides --epochs)")

@@ -159,7 +159,8 @@ class TrainConfig:
     steps: int | None = None  # total optimisation steps (one D and one G update each); overrides epochs
     seed: int = 0
     d_steps: int = 1  # D updates per G update
-    updates: str = "alternating"  # alternating: G's step sees the updated D | simultaneous: both from one D (ALI/PacGAN)
+    # alternating: G's step sees the updated D | simultaneous: both from one D (ALI/PacGAN)
+    updates: str = "alternating"
     log_every: int = 50  # steps between host syncs: per-step values are buffered on the device
     sample_every: int = 1  # epochs between fixed-z sample grids (0 = only at the end)
     checkpoint_every: int = 10  # epochs between kept periodic checkpoints (0 = only the last)

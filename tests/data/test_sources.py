@@ -257,7 +257,8 @@ def test_load_dataset_downloads_into_the_cache_then_works_offline(served, monkey
     monkeypatch.setenv("GANKIT_MIRRORS_MNIST", dead_url())  # offline from now on
     again = load_dataset(DataConfig(name="mnist"), log=pytest.fail)
     assert torch.equal(again.images, ds.images) and torch.equal(again.labels, ds.labels)
-    with pytest.raises(UnavailableError, match=r"mnist not found in .*, and could not download mnist file t10k-images-idx3-ubyte\.gz"):
+    with pytest.raises(UnavailableError,
+                       match=r"mnist not found in .*, and could not download mnist file t10k-images-idx3-ubyte\.gz"):
         load_dataset(DataConfig(name="mnist", split="test"), log=lambda *_: None)  # never downloaded
 
 
