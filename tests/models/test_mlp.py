@@ -1,4 +1,5 @@
-"""The seed model: sizes, TF1 initialisation, forward shapes and ranges."""
+"""The seed MLP (models/mlp.py): sizes, TF1 initialisation (models/layers.py), forward shapes and ranges, other
+shapes, depths and norms."""
 import math
 
 import pytest
