@@ -222,7 +222,8 @@ def test_cifar_truncated_archive(cifar_mirror, tmp_path, isolated_data_env, monk
     for broken in (archive[: len(archive) // 2], flipped):
         (data_dir / cifar.ARCHIVE).write_bytes(broken)
         where = re.escape(str(data_dir / cifar.ARCHIVE))
-        with pytest.raises(GankitError, match=rf"^{where}: not a readable tar\.gz archive \(.+\)$"):
+        with pytest.raises(GankitError, match=rf"^{where}: not a readable tar\.gz archive \(.+\); delete it to "
+                                              r"download it again, or put a good copy there$"):
             load_dataset(DataConfig(name="cifar10", dir=str(data_dir)), log=pytest.fail)
 
 

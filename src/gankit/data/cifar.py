@@ -96,7 +96,8 @@ def _read_members(where: Path, names: list[str]) -> list[tuple[str, bytes]]:
                 out.append((f"{where}:{n}", tar.extractfile(members[n]).read()))  # type: ignore[union-attr]
             return out
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise GankitError(f"{where}: not a readable tar.gz archive ({e})") from None
+        raise GankitError(f"{where}: not a readable tar.gz archive ({e}); delete it to download it again, or put "
+                          f"a good copy there") from None
 
 
 def load_cifar10(data_dir: str | None, split: str, download: bool, log=print):
