@@ -8,13 +8,18 @@ missing; pass --force to retrain):
   samples per run scored by gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to
   the published table. On a GPU: ``--device cuda --cuda-graphs --ensemble`` (each method's 10 runs train as one
   batched network).
+- ``stacked``: PROTOCOLS.md §2's mode count (1,000 modes, 26,000 samples) for ``dcgan-stacked-mnist`` and
+  ``pacgan-stacked-mnist`` at an equal wall-clock budget (``--stacked-seconds``; ``--jobs 2`` trains both at once,
+  so they share one window of the machine), from ``--stacked-base``: MNIST where the machine has it,
+  Fashion-MNIST by default (offline), next to the floor of 26,000 real stacks read by the same classifier.
 - ``fashion``: Fashion-MNIST, ``seed`` vs ``seed-plus`` vs ``dcgan-mnist`` at an equal wall-clock budget:
   FD, precision/recall (k 3) and class coverage in the domain classifier's features, 10,000 samples; a sample
   grid of each.
 - ``ablation``: the seed with one cheap change at a time, same budget, to show which fixes make ``seed-plus``.
 
-Usage: python scripts/zoo_results.py [--sections toy,fashion,ablation] [--toy-epochs E[,E2...]] [--seeds 5]
-       [--fashion-seconds S] [--ablation-seconds S] [--runs runs/zoo] [--out docs/ZOO.md] [--cached]
+Usage: python scripts/zoo_results.py [--sections toy,stacked,fashion,ablation] [--toy-epochs E[,E2...]]
+       [--seeds 5] [--fashion-seconds S] [--ablation-seconds S] [--stacked-seconds S] [--stacked-base NAME
+       --stacked-dir DIR] [--runs runs/zoo] [--out docs/ZOO.md] [--cached]
        [--toy-presets pacgan-ring8,...] [--ensemble [--together]] [--device cuda --cuda-graphs] [--tf32]
 The protocol's full length is 400 epochs for the toys (--toy-epochs 400); the defaults are smaller so the
 whole script runs in about an hour on a few CPU cores, and the document states the budget it used. Only the
@@ -526,7 +531,7 @@ def run_stacked(args) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", default="toy,fashion,ablation")
+    p.add_argument("--sections", default="toy,stacked,fashion,ablation")
     p.add_argument("--toy-epochs", default="5", help="epochs per toy run (the protocol: 400); a list (400,30) "
                                                     "gives a table per budget")
     p.add_argument("--toy-presets", help="toy: train only these presets' runs (e.g. pacgan-ring8,gan-ring8); the "
