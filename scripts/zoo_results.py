@@ -453,8 +453,9 @@ def _stacked_cfg(preset: str, args):
         "train.sample_every": 0, "train.checkpoint_every": 0, "train.device": args.device, "train.log_every": 20})
 
 
-def _stacked_modes(report: dict) -> dict:
-    (m,) = report["metrics"].values()
+def _stacked_modes(metrics: dict) -> dict:
+    """The one ``stacked`` entry of a scored metrics dict, reduced to what the table and result.json keep."""
+    (m,) = metrics.values()
     return {"modes": m["modes"], "num_modes": m["num_modes"], "kl_to_uniform": m["kl_to_uniform"],
             "n": m["n_fake"]}
 
@@ -472,6 +473,7 @@ def run_stacked(args) -> list[str]:
     wall-clock budget, from ``--stacked-base`` (MNIST where a machine has it; Fashion-MNIST offline). The real floor
     scores 26,000 real training stacks the same way: what a perfect generator would show through this classifier."""
     from gankit.data import load_dataset
+    from gankit.data.stacked import DEFAULT_SIZE as STACKED_SIZE
     from gankit.metrics.evaluate import Reference, parse_metrics
     from gankit.metrics.evaluator import load_evaluator
 
@@ -484,7 +486,7 @@ def run_stacked(args) -> list[str]:
     else:  # exactly gankit eval's floor: 26,000 training stacks in a seeded random order
         real = load_dataset(data, log=_quiet)
         ref = Reference(parse_metrics("stacked"), ev, None, real)
-        floor = {**_stacked_modes({"metrics": ref.floor}), "source": real.source}
+        floor = {**_stacked_modes(ref.floor), "source": real.source}
         floor_file.parent.mkdir(parents=True, exist_ok=True)
         floor_file.write_text(json.dumps(floor, indent=2) + "\n")
     res = []
@@ -498,8 +500,8 @@ def run_stacked(args) -> list[str]:
         run_dir, info = _stacked_train((preset, args))
         if "modes" not in info:
             ref = ref or Reference(parse_metrics("stacked"), ev, floor=False)
-            info.update(_stacked_modes({"metrics": ref.score(_sampler(run_dir))}))
-            info["epochs"] = info["steps"] * cfg.train.batch_size / (cfg.data.size or 128_000)
+            info.update(_stacked_modes(ref.score(_sampler(run_dir))))
+            info["epochs"] = info["steps"] * cfg.train.batch_size / (cfg.data.size or STACKED_SIZE)
             _save(run_dir, info)
         dest = args.out.parent / "zoo" / f"stacked-{preset}.png"
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -519,9 +521,9 @@ def run_stacked(args) -> list[str]:
              f"{str(card.get('sha256', '?'))[:12]}); 26,000 samples; modes captured (of 1,000) and KL(p ‖ uniform) "
              f"in nats. Each preset trains for {args.stacked_seconds:.0f} s of wall-clock on {args.device_name}, "
              f"one seed, where the protocol trains 50 epochs: early training, to compare the two rows with each "
-             f"other{side_by_side}. The real row scores 26,000 real training stacks the same way: what a generator that matched "
-             f"the data would score through this classifier (a perfect reading of a uniform sampler gives "
-             f"KL ≈ 0.019 at 26,000 samples, the finite-sample floor).", "",
+             f"other{side_by_side}. The real row scores 26,000 real training stacks the same way: what a "
+             f"generator that matched the data would score through this classifier (a perfect reading of a "
+             f"uniform sampler gives KL ≈ 0.019 at 26,000 samples, the finite-sample floor).", "",
              "| run | steps | epochs | modes (of 1,000) | KL to uniform ↓ |", "|---|---|---|---|---|",
              f"| real stacks (floor) | | | {floor['modes']} | {floor['kl_to_uniform']:.3f} |"]
     for preset, r in res:

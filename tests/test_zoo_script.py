@@ -118,6 +118,7 @@ def test_stacked_section_scores_both_presets_and_the_real_floor(tmp_path, monkey
     """--sections stacked on a tiny MNIST-format source whose classes a classifier reads without error (class k
     lights band k): the real stacks cover ~all 1,000 modes at the finite-sample KL (about 999 / (2 · 26,000)),
     both presets train and are scored by the protocol's 26,000 samples, and a rerun retrains nothing."""
+    import dataclasses
     import importlib.util
 
     import numpy as np
@@ -138,8 +139,7 @@ def test_stacked_section_scores_both_presets_and_the_real_floor(tmp_path, monkey
         write_idx(src / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(src / f"{prefix}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
     real_cfg, real_data = zoo._stacked_cfg, zoo._stacked_data
-    monkeypatch.setattr(zoo, "_stacked_data", lambda args: real_data(args).__class__(
-        **{**real_data(args).__dict__, "size": 26_000}))
+    monkeypatch.setattr(zoo, "_stacked_data", lambda args: dataclasses.replace(real_data(args), size=26_000))
     monkeypatch.setattr(zoo, "_stacked_cfg", lambda preset, args: real_cfg(preset, args).with_overrides({
         "model.g_channels": 4, "model.d_channels": 4, "train.batch_size": 8, "data.size": 800}))
     out = tmp_path / "docs" / "ZOO.md"

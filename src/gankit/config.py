@@ -288,8 +288,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                              "train.epochs": 50}),
     "pacgan-stacked-mnist": ("PacDCGAN2 on stacked MNIST: the DCGAN preset with D judging 2 samples at once",
                              {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "model.g_layers": 4,
-                              "model.pack": 2,
-                              "train.epochs": 50}),
+                              "model.pack": 2, "train.epochs": 50}),
 }
 
 

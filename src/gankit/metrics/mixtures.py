@@ -28,7 +28,8 @@ def list_mixtures() -> list[str]:
 
 
 def get_mixture(name: str) -> _toy.Mixture:
-    """The mixture whose modes are counted (ring8 or grid25); a GankitError names the choices otherwise."""
+    """The mixture whose modes are counted (ring8, grid25 or the 1-D mog1d); a GankitError names the choices
+    otherwise."""
     if name not in MIXTURES:
         raise GankitError(f"unknown mixture {name!r} for mode counting; choose one of: {', '.join(list_mixtures())}")
     return MIXTURES[name]
