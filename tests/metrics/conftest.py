@@ -1,5 +1,5 @@
-"""Fixtures for the metrics tests: a digits evaluator trained once per session (tests/conftest.py already
-runs the suite on one torch thread)."""
+"""Fixtures for the metrics tests: the pinned digits evaluator, and a digits evaluator trained once per session
+for the tests of the user cache (tests/conftest.py already runs the suite on one torch thread)."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def digits_evaluator_dir(tmp_path_factory):
-    """A cache folder holding the trained digits evaluator (trained once for the whole session)."""
+    """A cache folder holding a digits evaluator trained here (once for the whole session)."""
     from gankit.metrics.evaluator import train_evaluator
 
     root = tmp_path_factory.mktemp("evaluator_cache")
@@ -20,9 +20,17 @@ def digits_evaluator_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def digits_evaluator(isolated_data_env, digits_evaluator_dir):
-    """The digits evaluator, copied into this test's isolated cache, loaded."""
+def digits_evaluator(isolated_data_env):
+    """The pinned digits evaluator that ships with gankit: what 'gankit eval' uses for digits by default."""
+    from gankit.metrics.evaluator import load_evaluator
+
+    return load_evaluator("digits", source="pinned")
+
+
+@pytest.fixture
+def cached_digits_evaluator(isolated_data_env, digits_evaluator_dir):
+    """A user-trained digits evaluator, copied into this test's isolated cache, loaded from there."""
     from gankit.metrics.evaluator import load_evaluator
 
     shutil.copytree(digits_evaluator_dir, isolated_data_env / "evaluators" / "digits")
-    return load_evaluator("digits", train_if_missing=False)
+    return load_evaluator("digits", source="cache", train_if_missing=False)

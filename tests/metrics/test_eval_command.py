@@ -53,13 +53,21 @@ def test_inception_metrics_say_why_they_cannot_run(digits_run, capsys):
     assert "torch-fidelity" in err and "not installed" in err and err.count("\n") == 1
 
 
-def test_evaluator_command_train_show_list(isolated_data_env, digits_evaluator, capsys):
+def test_evaluator_command_train_show_list(isolated_data_env, digits_evaluator, cached_digits_evaluator, capsys):
     assert main(["evaluator", "show", "--dataset", "digits"]) == 0
-    assert digits_evaluator.card["sha256"] in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "origin         pinned" in out and digits_evaluator.card["sha256"] in out
+    assert main(["evaluator", "show", "--dataset", "digits", "--evaluator", "cache"]) == 0
+    out = capsys.readouterr().out
+    assert "origin         user-trained" in out and cached_digits_evaluator.card["sha256"] in out
     assert main(["evaluator", "list"]) == 0
-    assert "digits" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fashion-mnist    pinned" in out and "digits           user-trained" in out
     assert main(["evaluator", "train", "--dataset", "digits"]) == 0  # cached: prints the card, no training
-    assert "test accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "pinned check" in out  # whether it reproduces the pinned checksum
+    assert main(["evaluator", "train", "--dataset", "digits", "--evaluator", "cache"]) == 2
+    assert "does not take it" in capsys.readouterr().err
     assert main(["evaluator", "show"]) == 2
     assert "needs --dataset" in capsys.readouterr().err
 

@@ -1,4 +1,5 @@
-"""Domain classifiers: training, the cache with its metric card, tamper detection, frozen eval mode."""
+"""Domain classifiers: training, the cache with its metric card, tamper detection, frozen eval mode (the pinned
+evaluators that ship with gankit: tests/metrics/test_pinned.py)."""
 from __future__ import annotations
 
 import json
@@ -25,34 +26,38 @@ def test_the_digits_evaluator_is_accurate_and_carries_its_card(digits_evaluator)
     torch.testing.assert_close(emb.probs.sum(1), torch.ones(10))
 
 
-def test_a_second_call_reuses_the_cached_network(digits_evaluator):
+def test_a_second_call_reuses_the_cached_network(cached_digits_evaluator):
     model = cache_dir("digits") / "model.pt"
     before = model.stat().st_mtime_ns
     logs: list[str] = []
     again = train_evaluator("digits", log=logs.append)  # cached: no retraining
-    assert logs == [] and model.stat().st_mtime_ns == before
-    assert again.card["sha256"] == digits_evaluator.card["sha256"]
-    loaded = load_evaluator(DataConfig(name="digits"), log=logs.append)
-    assert logs == []
+    assert not any("training" in m for m in logs) and model.stat().st_mtime_ns == before
+    assert again.card["sha256"] == cached_digits_evaluator.card["sha256"]
+    loaded = load_evaluator(DataConfig(name="digits"), source="cache", log=logs.append)
+    assert not any("training" in m for m in logs) and loaded.origin == "user-trained"
     x = torch.rand(4, 1, 8, 8) * 2 - 1
-    torch.testing.assert_close(loaded.embed(x).features, digits_evaluator.embed(x).features)
+    torch.testing.assert_close(loaded.embed(x).features, cached_digits_evaluator.embed(x).features)
 
 
-def test_a_tampered_file_is_detected_by_its_checksum(digits_evaluator):
+def test_a_tampered_file_is_detected_by_its_checksum(cached_digits_evaluator):
     model = cache_dir("digits") / "model.pt"
     state = torch.load(model, weights_only=True)
     state["state_dict"]["fc2.bias"] += 1.0  # a plausible, loadable, different network
     torch.save(state, model)
-    with pytest.raises(GankitError, match="does not match its metric card"):
-        load_evaluator("digits")
+    with pytest.raises(GankitError, match="does not match its metric card.*--force"):
+        load_evaluator("digits", source="cache")
     (cache_dir("digits") / "card.json").write_text("{not json")
     with pytest.raises(GankitError, match="unreadable metric card"):
-        load_evaluator("digits")
+        load_evaluator("digits", source="cache")
 
 
 def test_missing_evaluators_and_unknown_families_are_clear(isolated_data_env):
     with pytest.raises(GankitError, match="gankit evaluator train --dataset digits"):
-        load_evaluator("digits", train_if_missing=False)
+        load_evaluator("digits", source="cache", train_if_missing=False)
+    with pytest.raises(GankitError, match="gankit ships no cifar10 evaluator"):
+        load_evaluator("cifar10", source="pinned")
+    with pytest.raises(GankitError, match="not a folder; use auto, pinned, cache"):
+        load_evaluator("digits", source="no/such/folder")
     with pytest.raises(GankitError, match="no evaluator for dataset 'folder'"):
         family_key(DataConfig(name="folder", dir="x"))
     assert family_key(DataConfig(name="stacked-mnist", base="fashion-mnist")) == "fashion-mnist"
@@ -105,6 +110,7 @@ def test_stacked_digits_a_uniform_sampler_covers_the_1000_modes(digits_evaluator
     assert one["metrics"]["stacked"]["kl_to_uniform"] == pytest.approx(np.log(1000))
 
 
-def test_card_json_is_readable(digits_evaluator):
+def test_card_json_is_readable(cached_digits_evaluator):
     card = json.loads((cache_dir("digits") / "card.json").read_text())
-    assert card["sha256"] == digits_evaluator.card["sha256"] and "conv" in card["architecture"]
+    assert card["sha256"] == cached_digits_evaluator.card["sha256"] and "conv" in card["architecture"]
+    assert card["training"]["threads"] == 1 and len(card["train_data_sha256"]) == 64

@@ -6,7 +6,7 @@ trainer, and never imports :mod:`gankit.train`. ::
     import gankit
     from gankit import metrics
     g = gankit.load("runs/fm")
-    ev = metrics.load_evaluator("fashion-mnist")          # trained once, cached with its metric card
+    ev = metrics.load_evaluator("fashion-mnist")          # pinned: ships with gankit, SHA-256 checked
     train, test = metrics.real_splits(g.config.data)
     report = metrics.evaluate(metrics.generator_sampler(g.G, g.z_dim), "fd10k,pr10k_k3,classes10k",
                               evaluator=ev, real_test=test, real_train=train)

@@ -21,10 +21,12 @@ examples:
   gankit eval runs/stacked --metrics stacked             # Stacked MNIST: modes out of 1,000 (26,000 samples)
   gankit eval runs/fm --metrics parzen                   # Goodfellow et al.'s Parzen protocol (with its caveat)
   gankit eval runs/fm --metrics ifid                     # Inception FID: needs torch-fidelity and its weights
+  gankit eval runs/fm --evaluator cache                  # score with the evaluator trained on this machine
 
 Metric names carry the protocol: <kind>[N][_kK], kinds fd, kid, is, pr, dc, classes, modes2d, stacked, parzen,
-ifid, ikid, iis. Scores use gankit's own domain classifier (trained once per dataset, cached; see
-'gankit evaluator'); compare them only between reports showing the same evaluator checksum.
+ifid, ikid, iis. Scores use gankit's own domain classifier: for digits and fashion-mnist the one that ships
+pinned with the package (no training; the checksum of docs/ZOO.md), for other datasets one trained once on this
+machine and cached (see 'gankit evaluator'). Compare scores only between reports with the same checksum.
 """
 
 
@@ -41,6 +43,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
     p.add_argument("--evaluator-dataset", help="evaluator family, when it differs from the run's dataset")
+    p.add_argument("--evaluator", default="auto", metavar="auto|pinned|cache|DIR",
+                   help="which evaluator: pinned (shipped with gankit), cache (trained on this machine, on first "
+                        "use if needed) or a folder with model.pt and card.json; default auto: pinned where "
+                        "gankit ships one (digits, fashion-mnist), else cache")
     p.add_argument("--data-dir", help="folder with the real dataset files (default: the run's)")
     return p
 
@@ -141,7 +147,7 @@ def _run_one(args: argparse.Namespace, path: str) -> dict:
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - progress goes to stderr, the report to stdout
     evaluator = None
     if any(s.needs_features for s in specs):
-        evaluator = load_evaluator(data, device=args.device, log=log)
+        evaluator = load_evaluator(data, source=args.evaluator, device=args.device, log=log)
     train = test = None
     if mixture is None and (any(s.kind != "modes2d" for s in specs)):
         train, test = real_splits(data, log)

@@ -341,6 +341,7 @@ def evaluate(sampler: Sampler, metrics: str | list[str], *, evaluator=None, real
         c = evaluator.card
         report["evaluator"] = {k: c[k] for k in ("family", "dataset", "sha256", "test_accuracy", "architecture",
                                                   "feature_layer", "feature_dim") if k in c}
+        report["evaluator"]["origin"] = getattr(evaluator, "origin", "user-trained")
     return report
 
 
@@ -392,7 +393,8 @@ def format_report(report: dict) -> str:
             lines.append(f"{'':<12} caveat: {res['caveat']}")
     ev = report.get("evaluator")
     if ev:
-        lines.append(f"evaluator: {ev['family']} sha256:{ev['sha256'][:16]} test accuracy "
+        origin = f" ({ev['origin']})" if ev.get("origin") else ""
+        lines.append(f"evaluator: {ev['family']}{origin} sha256:{ev['sha256'][:16]} test accuracy "
                      f"{100 * ev['test_accuracy']:.2f}%, features {ev['feature_layer']} ({ev['feature_dim']}-d)")
         lines.append("  scores are comparable only between reports with this checksum")
     return "\n".join(lines)

@@ -1,12 +1,21 @@
-"""Domain classifiers: gankit's own feature networks, one per dataset family, trained once and cached.
+"""Domain classifiers: gankit's own feature networks, one per dataset family, pinned or trained once and cached.
 
 Inception features cannot be downloaded offline and fit 28x28 grayscale poorly (PROTOCOLS.md §4), so gankit
-trains a small CNN per dataset family on its training split, seeded, and keeps it in the user cache with a
-*metric card*: SHA-256 of the weights file, architecture, feature layer, test accuracy. Scores computed with
-one evaluator are comparable only with scores from the same checksum; every report prints it.
+uses a small CNN per dataset family, trained on its training split, seeded, with a *metric card*: SHA-256 of
+the weights file, architecture, feature layer, test accuracy. Scores computed with one evaluator are
+comparable only with scores from the same checksum; every report prints it.
 
-Cache layout: ``cache_root()/evaluators/<family>/{model.pt, card.json}``. A weights file whose SHA-256 differs
-from its card is refused (tampered or corrupt), never silently used.
+Where the classifier comes from (``load_evaluator(source=...)``, ``gankit eval --evaluator``):
+
+- ``pinned``: the weights of ``digits`` and ``fashion-mnist`` ship inside the package
+  (``gankit/metrics/pinned/<family>/{model.pt, card.json}``, made by ``scripts/pin_evaluators.py``), so every
+  machine scores with the same checksum as docs/ZOO.md, without training. The default for these families;
+  a classifier the user trained for them is used only when asked for (``cache``).
+- ``cache``: trained on this machine (``gankit evaluator train``, or on first use) and kept in
+  ``cache_root()/evaluators/<family>/{model.pt, card.json}``; the default for the other families.
+- a folder holding ``model.pt`` and ``card.json`` (a colleague's evaluator, say).
+
+A weights file whose SHA-256 differs from its card is refused (tampered or corrupt), never silently used.
 """
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ import io
 import json
 import time
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +40,7 @@ FEATURE_LAYER = "fc1"  # the penultimate layer: 128 ReLU units
 CARD_VERSION = 1
 
 # Families that have a classifier, with how many epochs it trains (sized so Fashion-MNIST reaches >= 90 % in
-# about 2 minutes of one idle CPU core; digits has 1,500 training images and needs more passes).
+# about a minute of one idle CPU core; digits has 1,500 training images and needs more passes).
 FAMILIES: dict[str, dict] = {
     "mnist": {"epochs": 6, "batch": 128, "note": "MNIST digits (train 60k / test 10k)"},
     "fashion-mnist": {"epochs": 6, "batch": 128, "note": "Fashion-MNIST (train 60k / test 10k)"},
@@ -42,6 +52,11 @@ FAMILIES: dict[str, dict] = {
 STACKED = ("stacked-mnist",)
 STACKED_REAL_SIZE = 26_000  # real stacks drawn for the floor: the protocol's sample count
 DIGITS_TEST = 297  # load_digits('test') is the last 297 images
+# Families whose classifier ships inside the package, so scores compare across machines and need no training.
+PINNED = ("digits", "fashion-mnist")
+# Training runs on one thread: with two, reductions split differently and the weights (and checksum) change
+# (Fashion-MNIST: sha256 9ba02025b37e with 2 threads against the pinned e8dde9142958 with 1, same torch and CPU).
+TRAIN_THREADS = 1
 
 
 def list_families() -> list[str]:
@@ -100,14 +115,18 @@ class Embedding:
 
 
 class Evaluator:
-    """A frozen domain classifier: always in eval mode, no gradients. ``card``: its metric card (a dict)."""
+    """A frozen domain classifier: always in eval mode, no gradients. ``card``: its metric card (a dict);
+    ``origin``: where it came from, ``'pinned'`` (shipped with gankit), ``'user-trained'`` (the cache) or
+    ``'folder DIR'``."""
 
-    def __init__(self, net: DomainClassifier, card: dict, device: str | torch.device = "cpu"):
+    def __init__(self, net: DomainClassifier, card: dict, device: str | torch.device = "cpu",
+                 origin: str = "user-trained"):
         self.net = net.to(device).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.card = card
         self.device = torch.device(device)
+        self.origin = origin
 
     @property
     def num_classes(self) -> int:
@@ -122,7 +141,7 @@ class Evaluator:
         return tuple(self.card["img_shape"])  # type: ignore[return-value]
 
     def to(self, device: str | torch.device) -> "Evaluator":
-        return Evaluator(self.net, self.card, device)
+        return Evaluator(self.net, self.card, device, self.origin)
 
     def check_shape(self, shape) -> None:
         if tuple(shape) != self.img_shape:
@@ -140,8 +159,8 @@ class Evaluator:
 
     def summary(self) -> str:
         c = self.card
-        return (f"evaluator {c['family']} sha256:{c['sha256'][:12]} test accuracy {100 * c['test_accuracy']:.2f}% "
-                f"features {c['feature_layer']} ({c['feature_dim']}-d)")
+        return (f"evaluator {c['family']} ({self.origin}) sha256:{c['sha256'][:12]} test accuracy "
+                f"{100 * c['test_accuracy']:.2f}% features {c['feature_layer']} ({c['feature_dim']}-d)")
 
 
 class StackedEvaluator:
@@ -155,6 +174,7 @@ class StackedEvaluator:
         self.card = dict(base.card, family=f"stacked-{base.card['family']}", stacked_channels=channels,
                          num_classes=base.num_classes ** channels)
         self.device = base.device
+        self.origin = base.origin
 
     num_classes = property(lambda self: int(self.card["num_classes"]))
     feature_dim = property(lambda self: self.base.feature_dim * self.channels)
@@ -237,8 +257,9 @@ def cache_dir(key: str) -> Path:
     return sources.cache_root() / "evaluators" / key
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def pinned_root():
+    """The folder of the evaluators shipped with gankit (a ``Traversable``: a plain folder once installed)."""
+    return resources.files(__package__) / "pinned"
 
 
 @torch.no_grad()
@@ -251,6 +272,14 @@ def accuracy(net: DomainClassifier, ds: Dataset, batch_size: int = 1000) -> floa
     return correct / len(ds)
 
 
+def data_sha256(ds: Dataset) -> str:
+    """SHA-256 of a labelled split as the classifier sees it (uint8 images, then int64 labels): two machines
+    whose training data hash alike differ, if at all, in torch, its CPU kernels or the settings."""
+    h = hashlib.sha256(ds.images.contiguous().numpy().tobytes())
+    h.update(ds.labels.to(torch.int64).numpy().tobytes())  # type: ignore[union-attr]
+    return h.hexdigest()
+
+
 LR = 2e-3  # peak of the one-cycle schedule
 BATCH = 128
 
@@ -258,7 +287,7 @@ BATCH = 128
 def train_classifier(train: Dataset, epochs: int, *, seed: int = 0, batch_size: int = BATCH, lr: float = LR,
                      log: Callable[[str], None] = print) -> DomainClassifier:
     """Adam with a one-cycle learning rate on cross-entropy, seeded: the same data and seed give the same
-    weights on one machine."""
+    weights on one machine with one thread count."""
     torch.manual_seed(seed)
     num_classes = int(train.labels.max()) + 1  # type: ignore[union-attr]
     net = DomainClassifier(train.shape, num_classes)
@@ -287,20 +316,27 @@ def train_classifier(train: Dataset, epochs: int, *, seed: int = 0, batch_size: 
 
 def train_evaluator(data: DataConfig | str, *, epochs: int | None = None, seed: int = 0, force: bool = False,
                     log: Callable[[str], None] = print) -> Evaluator:
-    """Train the classifier of ``data``'s family and cache it with its metric card; returns it.
+    """Train the classifier of ``data``'s family on one thread and cache it with its metric card; returns it.
 
-    An existing cached classifier is reused unless ``force``."""
+    An existing cached classifier is reused unless ``force``. The pinned evaluators are made by this function
+    (scripts/pin_evaluators.py); :func:`compare_with_pinned` says whether a result reproduces them."""
     data = DataConfig(name=data) if isinstance(data, str) else data
     key = family_key(data)
     if not force and (cache_dir(key) / "card.json").is_file():
-        return load_evaluator(data, train_if_missing=False)
+        return load_evaluator(data, source="cache", train_if_missing=False, log=log)  # type: ignore[return-value]
     family = channel_family(data).name
     spec = FAMILIES.get(family, FAMILIES["idx"])
     epochs = epochs or spec["epochs"]
     train, test = family_data(data, "train", log), family_data(data, "test", log)
-    log(f"training the {key} evaluator: {len(train)} images, {epochs} epochs (once; cached in {cache_dir(key)})")
+    log(f"training the {key} evaluator: {len(train)} images, {epochs} epochs, {TRAIN_THREADS} thread "
+        f"(once; cached in {cache_dir(key)})")
     t0, cpu0 = time.perf_counter(), time.process_time()
-    net = train_classifier(train, epochs, seed=seed, batch_size=spec["batch"], log=log)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        net = train_classifier(train, epochs, seed=seed, batch_size=spec["batch"], log=log)
+    finally:
+        torch.set_num_threads(threads)
     acc = accuracy(net, test)
     buf = io.BytesIO()
     torch.save({"state_dict": net.state_dict(), "img_shape": list(train.shape),
@@ -313,11 +349,12 @@ def train_evaluator(data: DataConfig | str, *, epochs: int | None = None, seed: 
         "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
         "architecture": architecture(train.shape, net.fc2.out_features), "img_shape": list(train.shape),
         "num_classes": net.fc2.out_features, "feature_layer": FEATURE_LAYER, "feature_dim": net.fc1.out_features,
-        "test_accuracy": acc, "n_train": len(train), "n_test": len(test),
+        "test_accuracy": acc, "n_train": len(train), "n_test": len(test), "train_data_sha256": data_sha256(train),
         "training": {"epochs": epochs, "batch_size": spec["batch"], "optimizer": "Adam, one-cycle", "lr": LR,
                      "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
-                     "cpu_seconds": round(time.process_time() - cpu0, 1), "threads": torch.get_num_threads()},
-        "torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "cpu_seconds": round(time.process_time() - cpu0, 1), "threads": TRAIN_THREADS},
+        "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write_text(folder / "card.json", json.dumps(card, indent=2) + "\n")
     log(f"evaluator {key}: test accuracy {100 * acc:.2f}% ({card['training']['seconds']} s), "
@@ -325,46 +362,121 @@ def train_evaluator(data: DataConfig | str, *, epochs: int | None = None, seed: 
     return Evaluator(net, card)
 
 
+def _read_json(path, fix: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GankitError(f"{path} is missing; {fix}") from None
+    except (OSError, ValueError) as e:
+        raise GankitError(f"{path}: unreadable metric card ({e}); {fix}") from None
+
+
 def read_card(key: str) -> dict | None:
+    """The card of the evaluator cached for ``key`` (None when there is none)."""
     path = cache_dir(key) / "card.json"
     if not path.is_file():
         return None
+    return _read_json(path, f"retrain with 'gankit evaluator train --dataset {key} --force'")
+
+
+_PINNED_FIX = "this gankit installation is damaged: reinstall it (pip install --force-reinstall gankit)"
+
+
+def pinned_card(key: str) -> dict | None:
+    """The card of the evaluator shipped with gankit for ``key`` (None for a family without one)."""
+    if key not in PINNED:
+        return None
+    return _read_json(pinned_root() / key / "card.json", _PINNED_FIX)
+
+
+def _load_folder(folder, origin: str, fix: str) -> Evaluator:
+    """The evaluator in ``folder`` (a Path or Traversable with model.pt and card.json), SHA-256 checked."""
+    card = _read_json(folder / "card.json", fix)
+    path = folder / "model.pt"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise GankitError(f"{path}: unreadable metric card ({e}); retrain with "
-                          f"'gankit evaluator train --dataset ... --force'") from None
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise GankitError(f"{path} is missing; {fix}") from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != card.get("sha256"):
+        raise GankitError(f"{path}: SHA-256 {digest[:12]} does not match its metric card "
+                          f"({str(card.get('sha256'))[:12]}): the file was modified or corrupted; {fix}")
+    state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    net = DomainClassifier(tuple(state["img_shape"]), state["num_classes"], state["width"], state["feature_dim"])
+    net.load_state_dict(state["state_dict"])
+    return Evaluator(net, card, origin=origin)
 
 
-def load_evaluator(data: DataConfig | str, *, train_if_missing: bool = True, device: str | torch.device = "cpu",
-                   log: Callable[[str], None] = print) -> Evaluator | StackedEvaluator:
-    """The cached evaluator of ``data``'s family, checked against its card's SHA-256; trained on first use.
+SOURCES = ("auto", "pinned", "cache")  # or a folder; see the module docstring
 
-    Stacked datasets (``stacked-mnist``) get their per-channel family's classifier, wrapped."""
+
+def load_evaluator(data: DataConfig | str, *, source: str = "auto", train_if_missing: bool = True,
+                   device: str | torch.device = "cpu", log: Callable[[str], None] = print
+                   ) -> Evaluator | StackedEvaluator:
+    """The evaluator of ``data``'s family, checked against its card's SHA-256.
+
+    ``source``: ``'auto'`` (the pinned one where gankit ships one, else the cache), ``'pinned'``, ``'cache'``
+    (the one trained on this machine, trained on first use unless ``train_if_missing`` is False), or a folder
+    holding ``model.pt`` and ``card.json``. Stacked datasets (``stacked-mnist``) get their per-channel family's
+    classifier, wrapped."""
     data = DataConfig(name=data) if isinstance(data, str) else data
     key = family_key(data)
-    card = read_card(key)
-    if card is None:
-        if not train_if_missing:
+    if source == "auto":
+        source = "pinned" if key in PINNED else "cache"
+    if source == "pinned":
+        if key not in PINNED:
+            raise GankitError(f"gankit ships no {key} evaluator (pinned: {', '.join(PINNED)}); use --evaluator "
+                              f"cache, which trains one on this machine")
+        ev = _load_folder(pinned_root() / key, "pinned", _PINNED_FIX)
+    elif source == "cache":
+        fix = f"retrain with 'gankit evaluator train --dataset {data.name} --force'"
+        if read_card(key) is not None:
+            ev = _load_folder(cache_dir(key), "user-trained", fix)
+        elif train_if_missing:
+            ev = train_evaluator(data, log=log)
+        else:
             raise GankitError(f"no cached evaluator for {key}; run 'gankit evaluator train --dataset {data.name}'")
-        ev: Evaluator | StackedEvaluator = train_evaluator(data, log=log)
+        note = compare_with_pinned(ev.card)
+        if note and not note.startswith("identical"):
+            log(f"evaluator {key}: {note}")
     else:
-        path = cache_dir(key) / "model.pt"
-        if not path.is_file():
-            raise GankitError(f"{path} is missing; retrain with 'gankit evaluator train --dataset {data.name} --force'")
-        digest = _sha256(path)
-        if digest != card.get("sha256"):
-            raise GankitError(f"{path}: SHA-256 {digest[:12]} does not match its metric card "
-                              f"({str(card.get('sha256'))[:12]}): the file was modified or corrupted; retrain with "
-                              f"'gankit evaluator train --dataset {data.name} --force'")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net = DomainClassifier(tuple(state["img_shape"]), state["num_classes"], state["width"], state["feature_dim"])
-        net.load_state_dict(state["state_dict"])
-        ev = Evaluator(net, card)
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise GankitError(f"evaluator {source!r}: not a folder; use {', '.join(SOURCES)} or a folder holding "
+                              f"model.pt and card.json")
+        ev = _load_folder(folder, f"folder {folder}", "ask for an intact copy, or use --evaluator pinned|cache")
+        if ev.card.get("dataset") != channel_family(data).name:
+            raise GankitError(f"{folder}: an evaluator for {ev.card.get('dataset')!r}, not {data.name!r}; pass the "
+                              f"folder of a {channel_family(data).name} evaluator")
     ev = ev.to(device)
     if data.name in STACKED:
-        ev = StackedEvaluator(ev)  # type: ignore[arg-type]
+        return StackedEvaluator(ev)
     return ev
+
+
+def compare_with_pinned(card: dict) -> str | None:
+    """Whether an evaluator ``card`` reproduces the pinned evaluator of its family, and if not what differs
+    (None for families gankit ships no evaluator for)."""
+    pinned = pinned_card(card["family"])
+    if pinned is None:
+        return None
+    if pinned["sha256"] == card["sha256"]:
+        return (f"identical to the pinned evaluator that ships with gankit (sha256 {card['sha256'][:12]}): "
+                f"scores are comparable with docs/ZOO.md and with other machines")
+    mine = {**card["training"], **card}  # what a card made before the pinned ones records may be missing
+    theirs = {**pinned["training"], **pinned}
+    keys = ("train_data_sha256", "torch", "cpu_capability", "epochs", "seed", "threads")
+    diffs = [("training data" if k == "train_data_sha256" else f"{k} {mine[k]} vs {theirs.get(k)}")
+             for k in keys if k in mine and mine[k] != theirs.get(k)]
+    unknown = [k for k in keys if k not in mine]
+    if diffs or unknown:
+        why = "; differs in " + ", ".join(diffs) if diffs else ""
+        why += f"; its card does not record {', '.join(unknown)}" if unknown else ""
+    else:
+        why = "; same data, torch and settings, so the CPU's arithmetic (BLAS, oneDNN kernels) made the difference"
+    return (f"sha256 {card['sha256'][:12]} differs from the pinned {pinned['sha256'][:12]} that ships with gankit"
+            f"{why}. Its scores are not comparable with docs/ZOO.md; 'gankit eval' keeps using the pinned one "
+            f"unless given --evaluator cache")
 
 
 def describe(card: dict) -> str:
@@ -378,6 +490,6 @@ def describe(card: dict) -> str:
         f"test accuracy  {100 * card['test_accuracy']:.2f}% on {card['n_test']} test images "
         f"(trained on {card['n_train']})",
         f"training       {t['epochs']} epochs, {t['optimizer']} lr {t['lr']}, batch {t['batch_size']}, "
-        f"seed {t['seed']}, {t['seconds']} s, torch {card['torch']}",
+        f"seed {t['seed']}, {t.get('threads', '?')} thread(s), {t['seconds']} s, torch {card['torch']}"
+        + (f" ({card['cpu_capability']} kernels)" if card.get("cpu_capability") else ""),
     ])
-

@@ -1,4 +1,4 @@
-"""``gankit evaluator``: train, show and list the cached domain classifiers behind gankit's metrics."""
+"""``gankit evaluator``: show and list the domain classifiers behind gankit's metrics, or train one."""
 from __future__ import annotations
 
 import argparse
@@ -8,16 +8,22 @@ NAME = "evaluator"
 
 EXAMPLES = """\
 examples:
-  gankit evaluator train --dataset fashion-mnist        # once, ~2 min on 2 CPU cores; cached with its card
-  gankit evaluator train --dataset digits --force       # retrain (e.g. after a checksum mismatch)
-  gankit evaluator train --dataset idx --data-dir DIR   # any folder of MNIST-format IDX files
   gankit evaluator show --dataset fashion-mnist         # the metric card: checksum, architecture, accuracy
-  gankit evaluator list
+  gankit evaluator list                                 # pinned (shipped with gankit) and user-trained ones
+  gankit evaluator train --dataset mnist                # once, about a minute of one CPU core; cached
+  gankit evaluator train --dataset idx --data-dir DIR   # any folder of MNIST-format IDX files
+  gankit evaluator train --dataset fashion-mnist        # reproduce the pinned one: says whether it matches
+  gankit evaluator show --dataset fashion-mnist --evaluator cache   # the one trained on this machine
+
+digits and fashion-mnist evaluators ship with gankit (pinned, SHA-256 checked), so their scores compare across
+machines and with docs/ZOO.md; 'gankit eval' uses them unless given --evaluator cache or a folder. A retrained
+evaluator reproduces the pinned checksum only with the same data files, seed, epochs, torch version and CPU
+kernels (training always runs on one thread: the thread count changes the weights too).
 """
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(NAME, help="train or inspect the domain classifiers used by 'gankit eval'",
+    p = subparsers.add_parser(NAME, help="show, list or train the domain classifiers used by 'gankit eval'",
                               allow_abbrev=False,
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=("train", "show", "list"))
@@ -26,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs (default: per family)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--force", action="store_true", help="retrain even when a cached classifier exists")
+    p.add_argument("--evaluator", default="auto", metavar="auto|pinned|cache|DIR",
+                   help="show: which one (default auto: pinned where gankit ships one, else the cache)")
     p.add_argument("--json", action="store_true", help="show: print the card as JSON")
     return p
 
@@ -34,16 +42,26 @@ def run(args: argparse.Namespace) -> int:
     from ..config import DataConfig
     from ..data import sources
     from ..errors import GankitError
-    from .evaluator import channel_family, describe, family_key, load_evaluator, read_card, train_evaluator
+    from .evaluator import (PINNED, channel_family, compare_with_pinned, describe, load_evaluator, pinned_card,
+                            read_card, train_evaluator)
 
+    if args.evaluator != "auto" and args.action != "show":
+        raise GankitError(f"--evaluator picks which evaluator 'show' shows; 'gankit evaluator {args.action}' "
+                          f"does not take it")
     if args.action == "list":
+        for key in PINNED:
+            c = pinned_card(key)
+            print(f"{key:<16} pinned        sha256:{c['sha256'][:12]} test accuracy "  # type: ignore[index]
+                  f"{100 * c['test_accuracy']:.2f}%  (ships with gankit; the default)")  # type: ignore[index]
         root = sources.cache_root() / "evaluators"
         keys = sorted(p.name for p in root.iterdir() if (p / "card.json").is_file()) if root.is_dir() else []
-        if not keys:
-            print(f"no evaluators cached in {root}; 'gankit evaluator train --dataset NAME' makes one")
         for key in keys:
             c = read_card(key)
-            print(f"{key:<16} sha256:{c['sha256'][:12]} test accuracy {100 * c['test_accuracy']:.2f}%")  # type: ignore
+            use = "--evaluator cache" if key in PINNED else "the default"
+            print(f"{key:<16} user-trained  sha256:{c['sha256'][:12]} test accuracy "  # type: ignore[index]
+                  f"{100 * c['test_accuracy']:.2f}%  ({root / key}; {use})")  # type: ignore[index]
+        if not keys:
+            print(f"no user-trained evaluators in {root}; 'gankit evaluator train --dataset NAME' makes one")
         return 0
     if not args.dataset:
         raise GankitError(f"'gankit evaluator {args.action}' needs --dataset NAME")
@@ -53,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "train":
         ev = train_evaluator(data, epochs=args.epochs, seed=args.seed, force=args.force)
         print(describe(ev.card))
+        note = compare_with_pinned(ev.card)
+        if note:
+            print(f"pinned check   {note}")
         return 0
-    load_evaluator(data, train_if_missing=False)  # refuses a file that does not match its card
-    card = read_card(family_key(data))
-    print(json.dumps(card, indent=2) if args.json else describe(card))  # type: ignore[arg-type]
+    ev = load_evaluator(data, source=args.evaluator, train_if_missing=False)  # refuses a mismatching file
+    print(json.dumps(ev.card, indent=2) if args.json else f"origin         {ev.origin}\n{describe(ev.card)}")
     return 0
