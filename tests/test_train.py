@@ -126,17 +126,20 @@ def test_a_callback_can_end_the_run_early(tmp_path):
     assert len((tmp_path / "r" / "log.csv").read_text().splitlines()) == 1 + res.step
 
 
-def test_overwrite_removes_the_old_runs_files_and_keeps_others(run200, tmp_path):
+def test_overwrite_removes_the_old_runs_files_and_refuses_while_others_are_there(run200, tmp_path):
     import shutil
 
     d = tmp_path / "r"
     shutil.copytree(run200.run_dir, d)
     (d / "metrics.jsonl").write_text('{"step": 999}\n')  # an old evaluation must not mix into the new run
     (d / "tensorboard").mkdir()
-    (d / "tensorboard" / "events.old").write_text("x")
+    (d / "tensorboard" / "events.out.tfevents.1.host.2.0").write_text("x")
     (d / "notes.txt").write_text("mine")
+    with pytest.raises(GankitError, match=r"holds files gankit did not write \(notes.txt\)"):
+        gankit.train(tiny(**{"train.steps": 5}), d, overwrite=True, log=lambda *_: None)
+    assert (d / "metrics.jsonl").exists() and (d / "checkpoints" / "epoch_0005.pt").exists()  # nothing deleted
+    (d / "notes.txt").unlink()
     gankit.train(tiny(**{"train.steps": 5}), d, overwrite=True, log=lambda *_: None)
     assert not (d / "metrics.jsonl").exists() and not (d / "tensorboard").exists()
-    assert (d / "notes.txt").read_text() == "mine"
     assert read_log(d / "log.csv")["step"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["last.pt"]

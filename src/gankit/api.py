@@ -32,19 +32,24 @@ def default_out(cfg: RunConfig) -> Path:
 
 
 def train(config: RunConfig | None = None, out: str | os.PathLike | None = None, *, dataset: Dataset | None = None,
-          overwrite: bool = False, resume: bool = False, log: Callable[[str], None] = print) -> RunResult:
+          overwrite: bool = False, resume: bool | str | os.PathLike = False,
+          log: Callable[[str], None] = print) -> RunResult:
     """Train a GAN; returns a :class:`~gankit.train.loop.RunResult` (run folder, G, D, per-step history).
 
     ``config``: a :class:`RunConfig` (default: the ``seed`` preset). ``out``: the run folder (default
-    ``runs/<preset>-<dataset>-<time>``). ``resume``: continue the run in ``out`` from its last checkpoint.
+    ``runs/<preset>-<dataset>-<time>``). ``resume``: True continues the run in ``out`` from its last checkpoint;
+    a checkpoint file or run folder continues from there into the new folder ``out`` (in place without ``out``).
     ``dataset``: an in-memory :class:`~gankit.data.Dataset` to use instead of ``config.data``.
     """
     if config is None and not resume:
         config = preset_config("seed")
     if out is None:
-        if resume:
+        if resume is True:
             raise GankitError("resume needs the run folder")
-        out = default_out(config)  # type: ignore[arg-type]
+        if resume:
+            out, resume = resume, True
+        else:
+            out = default_out(config)  # type: ignore[arg-type]
     return Trainer(config, out, dataset=dataset, overwrite=overwrite, resume=resume, log=log).fit()
 
 
@@ -64,6 +69,9 @@ class LoadedGenerator:
         # G_ema (an average of G's weights, kept when optim.ema_beta > 0) samples better than G: prefer it
         self.weights = "G_ema" if "G_ema" in state else "G"
         load_state_strict(self.G, state[self.weights], self.weights, path)
+        if not all(torch.isfinite(t).all() for t in self.G.state_dict().values() if t.is_floating_point()):
+            raise GankitError(f"{path}: the {self.weights} weights hold NaN/inf (the run diverged); its samples "
+                              f"would be blank: use an earlier checkpoint from the run's checkpoints/ folder")
         self.G.to(self.device).eval()
 
     @property

@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a GAN", epilog=TRAIN_EXAMPLES, allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--preset", default="seed", help=f"named preset ({', '.join(list_presets())}); default seed")
+    t.add_argument("--preset", help=f"named preset ({', '.join(list_presets())}); default seed")
     t.add_argument("--dataset", help="auto (default), mnist, fashion-mnist, digits, idx, folder, cifar10, "
                                      "stacked-mnist, ring8, grid25, mog1d")
     t.add_argument("--data-dir", help="folder with the dataset files (searched first)")
@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     t.add_argument("--out", help="run folder (default runs/<preset>-<dataset>-<time>)")
     t.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint; "
+                   "a checkpoint file continues in its run folder, or with --out NEW in a new one")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels (slower); CPU runs are reproducible without it")
@@ -131,7 +132,10 @@ def parse_overrides(tokens: list[str]) -> dict[str, str]:
 
 
 def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | None = None) -> RunConfig:
-    cfg = base if base is not None else preset_config(args.preset)
+    if base is not None and args.preset is not None and args.preset != base.preset:
+        raise GankitError(f"--resume: the run was trained with preset {base.preset}; drop --preset {args.preset} "
+                          f"(only train.* may change when resuming)")
+    cfg = base if base is not None else preset_config(args.preset or "seed")
     flags: dict[str, Any] = {}
     if args.dataset is not None:
         flags["data.name"] = args.dataset
@@ -243,14 +247,14 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.seeds or (args.resume and (Path(args.resume) / ENSEMBLE_FILE).is_file()):
         return _train_seeds(args, extra)
     if args.resume:
-        if args.out and args.out != args.resume:
-            raise GankitError("--resume continues in its own folder; drop --out")
         saved = RunConfig.from_dict(load_checkpoint(resolve_checkpoint(args.resume))["config"])
         cfg = build_config(args, extra, base=saved)
         if args.dry_run:
             print(cfg.to_json())
             return 0
-        result = _train(args, cfg, args.resume, resume=True)
+        # --out: continue from the checkpoint in a new folder (in place when it is the checkpoint's run folder)
+        result = _train(args, cfg, args.out or args.resume, resume=args.resume if args.out else True,
+                        overwrite=args.overwrite)
     else:
         cfg = build_config(args, extra)
         out = args.out or str(api.default_out(cfg))

@@ -166,7 +166,12 @@ class TrainConfig:
     checkpoint_every: int = 10  # epochs between kept periodic checkpoints (0 = only the last)
     grid_size: int = 64  # number of images in the fixed-z grid (a square number reads best)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads for torch; 0 = auto (MLP and toy nets adapt to the load: train/threads.py)
+    # CPU threads for torch; 0 = the machine's default, fixed for the run and kept on --resume (results on
+    # CPU depend on the thread count, so it is part of the run: manifest.json and the checkpoints record it)
+    threads: int = 0
+    # MLP/toy nets on CPU: retune the thread count to the machine's load while training (faster next to busy
+    # processes, but NOT reproducible: results then depend on the load; train/threads.py)
+    adaptive_threads: bool = False
     progress: bool = True  # show a progress bar
     dist_timeout: float = 300.0  # seconds any collective may wait under torchrun before the run fails
     sync_bn: bool = False  # under torchrun on GPUs: SyncBatchNorm (batch statistics over all ranks)
@@ -192,7 +197,7 @@ class TrainConfig:
         _check(self.sample_every >= 0, f"train.sample_every must be >= 0, got {self.sample_every}")
         _check(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(1 <= self.grid_size <= 1024, f"train.grid_size must be in [1, 1024], got {self.grid_size}")
-        _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        _check(0 <= self.threads <= 1024, f"train.threads must be in [0, 1024], got {self.threads}")
         _check(self.precision in ("fp32", "bf16", "fp16"),
                f"train.precision must be one of fp32, bf16, fp16; got {self.precision!r}")
         _check(self.dist_timeout > 0, f"train.dist_timeout must be > 0 seconds, got {self.dist_timeout}")

@@ -101,6 +101,14 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return f"<table>{cells}</table>"
 
 
+def _commands(manifest: dict[str, Any]) -> str | None:
+    """The command line, or each invocation's (the first run and every resume) with the step it started at."""
+    runs = [r for r in manifest.get("invocations") or [] if isinstance(r, dict) and r.get("argv")]
+    if len(runs) < 2:
+        return " ".join(map(str, manifest.get("argv", []))) or None
+    return "; ".join(f"{' '.join(map(str, r['argv']))} (from step {r.get('step', '?')})" for r in runs)
+
+
 def _metric_charts(metrics: list[dict[str, Any]]) -> str:
     if not metrics:
         return '<p class="muted">Not evaluated: no metrics.jsonl in the run folder.</p>'
@@ -160,7 +168,7 @@ def build_report(run_dir: str | os.PathLike, max_frames: int = 60) -> str:
         ("seed", manifest.get("seed")), ("device", manifest.get("device")), ("started", manifest.get("started")),
         ("git revision", manifest.get("git_revision")),
         ("versions", ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items())),
-        ("command", " ".join(map(str, manifest.get("argv", []))) or None),
+        ("command", _commands(manifest)),
     ])
     curves = "".join([
         line_chart([("D loss", steps, log.get("d_loss", [])), ("G loss", steps, log.get("g_loss", []))], "losses"),

@@ -388,6 +388,7 @@ class Ensemble:
             if not interrupted:
                 m.write_grid("final.png")
                 plot_losses(m.run_dir / "log.csv", m.run_dir / "loss.png")
+            m.close()
         return [RunResult(m.run_dir, m.cfg, m.G, m.D, self.step, self.step // self.spe, {}, interrupted)
                 for m in self.members]
 
@@ -401,9 +402,9 @@ class Ensemble:
         for m in self.members:
             if grid:
                 m.write_grid(f"epoch_{epoch:04d}.png")
-            if keep:
-                m.save("last.pt")
+            if keep:  # epoch_N.pt first: a kill in between leaves last.pt behind it (loop.Trainer._end_of_epoch)
                 m.save(f"epoch_{epoch:04d}.pt")
+                m.save("last.pt")
         self.log(f"epoch {epoch}: {self.K} members, step {self.step} of {self.total_steps}")
 
 

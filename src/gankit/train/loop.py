@@ -19,6 +19,8 @@ import torch
 
 from ..config import RunConfig
 from ..data import Dataset, load_dataset
+from .. import memory
+from ..device import resolve_device as _resolve_device
 from ..errors import GankitError
 from ..images import save_grid, to_numpy_uint8
 from ..losses import get_loss
@@ -34,23 +36,25 @@ from .checkpoint import (
     save_checkpoint,
     set_host_rng_state,
 )
-from .rundir import Progress, StepLog, plot_losses, prepare_run_dir, versions, write_manifest
+from .rundir import (
+    Progress,
+    StepLog,
+    check_checkpoint_of_run,
+    checkpoint_home,
+    plot_losses,
+    prepare_run_dir,
+    versions,
+    write_manifest,
+)
 from .steps import ForwardWithAux, StepMixin
+from . import threads
 from .threads import ThreadTuner, matmul_only
 
 Callback = Callable[["Trainer"], None]
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise GankitError(f"train.device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GankitError(f"train.device {name!r} requested but CUDA is not available; use --train.device cpu")
-    return dev
+    return _resolve_device(name, "train.device")
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -101,23 +105,37 @@ class Trainer(StepMixin):
     """
 
     def __init__(self, cfg: RunConfig | None, out: str | Path, *, dataset: Dataset | None = None,
-                 overwrite: bool = False, resume: bool = False, log: Callable[[str], None] = print):
-        """``cfg`` None with ``resume`` takes the checkpoint's config; a given ``cfg`` may only change
-        sections that do not alter the model or the data (``train``)."""
+                 overwrite: bool = False, resume: bool | str | Path = False, log: Callable[[str], None] = print):
+        """``resume`` True continues the run in ``out`` (a run folder, or a checkpoint in its ``checkpoints/``);
+        a path (a checkpoint file or run folder) continues from there into the new folder ``out``, or in place
+        when ``out`` is that checkpoint's run folder. ``cfg`` None with ``resume`` takes the checkpoint's config;
+        a given ``cfg`` may only change sections that do not alter the model or the data (``train``)."""
         self.log = log
-        resume_state = None
+        resume_state, resumed_from, in_place = None, None, False
         if resume:
-            ckpt = resolve_checkpoint(out)
+            source = Path(out if resume is True else resume).expanduser()
+            ckpt = resolve_checkpoint(source)
             resume_state = load_checkpoint(ckpt)
             saved = RunConfig.from_dict(resume_state["config"])
+            home = checkpoint_home(source, ckpt)
+            in_place = resume is True or (home is not None and Path(out).expanduser().resolve() == home.resolve())
+            if in_place:
+                if home is None:
+                    raise GankitError(f"{ckpt} is not in a run folder's checkpoints/; to continue from it, give "
+                                      f"a new run folder: gankit train --resume {ckpt} --out NEW")
+                check_checkpoint_of_run(ckpt, saved, home)  # another run's checkpoint copied over last.pt
+                out = home
+            else:
+                resumed_from = ckpt.resolve()
             if cfg is None:
                 cfg = saved
             else:
-                for section in ("data", "model", "loss", "optim"):
+                for section in ("preset", "data", "model", "loss", "optim"):
                     if getattr(cfg, section) != getattr(saved, section):
-                        raise GankitError(f"--resume: the {section} settings differ from the checkpoint's; "
-                                          f"only train.* may change when resuming")
-            out = ckpt.parent.parent
+                        what = (f"preset ({cfg.preset}) differs" if section == "preset"
+                                else f"{section} settings differ")
+                        raise GankitError(f"--resume: the {what} from the checkpoint's; only train.* may change "
+                                          f"when resuming")
         if cfg is None:
             raise GankitError("no config given")
         self.cfg = cfg
@@ -125,8 +143,10 @@ class Trainer(StepMixin):
         if not self.dist.is_main:  # only rank 0 speaks and writes
             log = self.log = lambda *_: None
         self.device = resolve_device(dist_utils.device_for(self.dist, cfg.train.device))
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        saved_threads = resume_state.get("threads") if resume_state is not None else None
+        self.threads = threads.resolve(cfg.train.threads, saved_threads if isinstance(saved_threads, int) else None,
+                                       log)
+        torch.set_num_threads(self.threads)  # fixed for the run: CPU results depend on it (threads.py)
         if self.device.type == "cuda":  # process-wide switch: each run sets it as its config says
             torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32
         elif cfg.train.tf32:
@@ -147,6 +167,7 @@ class Trainer(StepMixin):
             raise GankitError(f"dataset {self.data.name} has {len(self.data)} images, fewer than one batch "
                               f"(train.batch_size={cfg.train.batch_size}); lower --batch-size")
         self.img_shape = self.data.shape
+        memory.check_training_fits(cfg, self.img_shape, self.device)  # before G and D are allocated
         torch.manual_seed(cfg.train.seed)
         self.G = build_generator(cfg.model, self.img_shape).to(self.device)
         self.D = build_discriminator(cfg.model, self.img_shape).to(self.device)
@@ -176,16 +197,17 @@ class Trainer(StepMixin):
             self._graphed = graphs.GraphedStep(self)
         graphs.set_capturable((self.opt_G, self.opt_D), self._graphed is not None)
         self.run_dir = Path(out).expanduser()
-        if self.dist.is_main:
-            prepare_run_dir(self.run_dir, overwrite=overwrite, resume=resume)
+        # rank 0 locks the folder (held until fit ends) before it touches anything there
+        self._run_lock = prepare_run_dir(self.run_dir, overwrite, in_place) if self.dist.is_main else None
         self.callbacks: dict[str, list[Callback]] = {"on_epoch_end": [], "on_log": [], "on_train_end": []}
         self._stop_signal: int | None = None
         self._stop_requested = False
         if resume_state is not None:
             self._restore(resume_state, ckpt)
-        elif self.dist.is_main:
+        if self.dist.is_main:  # the run as it is now (a resume may change train.*), and this command line
             write_manifest(self.run_dir, cfg.to_json(), {
-                "seed": t.seed, "device": str(self.device), "threads": torch.get_num_threads(),
+                "seed": t.seed, "device": str(self.device), "threads": self.threads,
+                "threads_adaptive": tuner_wanted(t, self.device),
                 "dataset": {"name": self.data.name, "source": self.data.source, "size": len(self.data),
                             "shape": list(self.img_shape)},
                 "parameters": {"G": _count(self.G), "D": _count(self.D)},
@@ -193,7 +215,7 @@ class Trainer(StepMixin):
                 "world_size": self.dist.world_size, "backend": self.dist.backend or None,
                 "step": "fused-mlp" if self._fused is not None else f"autograd ({self._fused_why})",
                 "cuda_graphs": self._graphed is not None,
-            })
+            }, resumed_at=self.step if resume_state is not None else None, resumed_from=resumed_from)
         self.steplog = StepLog(self.run_dir / "log.csv", start_step=self.step) if self.dist.is_main else None
 
     # -- distributed ------------------------------------------------------------------------
@@ -273,7 +295,7 @@ class Trainer(StepMixin):
             "dataset": self.data.name, "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
             "epoch": self.epoch, "steps_per_epoch": self.steps_per_epoch, "rng": rng, "versions": versions(),
-            "lr_scale": self.lr_scale,
+            "lr_scale": self.lr_scale, "threads": self.threads,
             **({"scaler_D": self.scaler_D.state_dict(), "scaler_G": self.scaler_G.state_dict()}
                if self.scaler_D is not None else {}),
             **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
@@ -302,10 +324,15 @@ class Trainer(StepMixin):
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.log(f"resuming {self.run_dir} at step {self.step} (epoch {self.epoch}) of {self.total_steps}")
 
-    def save(self, name: str = "last.pt") -> Path:
+    def save(self, name: str = "last.pt", extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint; a state holding NaN/inf is never written (the previous file stays)."""
+        path = self.run_dir / "checkpoints" / name
         if not self.dist.is_main:
-            return self.run_dir / "checkpoints" / name
-        return save_checkpoint(self.run_dir / "checkpoints" / name, self.state_dict())
+            return path
+        if not self._state_finite():
+            raise GankitError(f"refusing to write {path}: the weights or optimizer state hold NaN/inf at step "
+                              f"{self.step}; the previous checkpoint is unchanged")
+        return save_checkpoint(path, {**self.state_dict(), **(extra or {})})
 
     # -- sampling -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -372,6 +399,12 @@ class Trainer(StepMixin):
             raise
         finally:
             dist_utils.shutdown(self.dist, barrier=ok)
+            self.close()
+
+    def close(self) -> None:
+        """Give the run folder back (its lock); :meth:`fit` does at its end."""
+        if self._run_lock is not None:
+            self._run_lock.release()
 
     def _fit(self) -> RunResult:
         cfg, t = self.cfg, self.cfg.train
@@ -384,9 +417,15 @@ class Trainer(StepMixin):
         old_handlers = self._install_signal_handlers()
         perm_epoch, perm = -1, None
         t0, imgs0 = time.perf_counter(), 0
+        if not self._state_finite():
+            where = (f"; resume from an earlier checkpoint in {self.run_dir / 'checkpoints'}" if self.step
+                     else "")
+            raise GankitError(f"the weights or optimizer state hold NaN/inf at step {self.step}, before training "
+                              f"(a damaged checkpoint or a hook?){where}")
         self._good, self._retries, self._stop_agreed = self._snapshot(), 0, False
-        # threads 0 on CPU: adapt the thread count to the machine's load (matmul-only models; see threads.py)
-        tuner = ThreadTuner() if (t.threads == 0 and self.device.type == "cpu" and not self.dist.enabled
+        self._halt: tuple[int, list, str] | None = None  # retries spent: replay to just before this step, then stop
+        # train.adaptive_threads on CPU: adapt the thread count to the machine's load (not reproducible; threads.py)
+        tuner = ThreadTuner() if (tuner_wanted(t, self.device) and not self.dist.enabled
                                   and matmul_only(self.G, self.D)) else None
         tuner = tuner if tuner is not None and tuner.enabled else None
         if tuner is not None:
@@ -395,6 +434,8 @@ class Trainer(StepMixin):
         step_fn = self._graphed if self._graphed is not None else self.train_step
         try:
             while self.step < self.total_steps and not self._stopping():
+                if self._halt is not None and self.step >= self._halt[0] - 1:
+                    self._fail_nonfinite(buf[: len(buf_steps)].cpu().tolist(), buf_steps)
                 epoch, pos = divmod(self.step, self.steps_per_epoch)
                 if epoch != perm_epoch:
                     perm = epoch_permutation(len(self.data), t.seed, epoch).to(self.device)
@@ -415,6 +456,8 @@ class Trainer(StepMixin):
                         tuner.window_done(len(buf_steps))
                     vals = self._sync_flush(buf[: len(buf_steps)]).cpu().tolist()  # the only host sync
                     bad = self._first_nonfinite(vals, buf_steps)
+                    if bad is None and not self._state_finite():  # the window's last update broke the weights
+                        bad = (buf_steps[-1][0], vals[-1], "weights")
                     if bad is not None:
                         self._rollback(bad)
                         buf_steps, perm_epoch = [], -1
@@ -443,9 +486,14 @@ class Trainer(StepMixin):
             bar.close()
             torch.set_num_threads(threads_before)
         interrupted = self._stop_signal is not None
-        if buf_steps and self.steplog is not None:  # flush what an interruption left in the buffer
+        if buf_steps:  # flush what an interruption left in the buffer, unless it went non-finite
             vals = buf[: len(buf_steps)].cpu().tolist()
-            self.steplog.append([(s, e, *v) for (s, e), v in zip(buf_steps, vals)])
+            if self._first_nonfinite(vals, buf_steps) is None and self._state_finite():
+                if self.steplog is not None:
+                    self.steplog.append([(s, e, *v) for (s, e), v in zip(buf_steps, vals)])
+            else:  # never save a non-finite state: back to the last good one; resuming reruns those steps
+                self._restore_snapshot(self._good)
+                self.log(f"the last {len(buf_steps)} steps went non-finite: saving the state of step {self.step}")
         self.save("last.pt")
         if interrupted:
             name = signal.Signals(self._stop_signal).name
@@ -463,55 +511,121 @@ class Trainer(StepMixin):
         t = self.cfg.train
         if t.sample_every and epoch % t.sample_every == 0:
             self.write_grid(f"epoch_{epoch:04d}.png")
-        self.save("last.pt")
+        # epoch_N.pt before last.pt: a kill between the two leaves last.pt at the previous epoch, so a resume
+        # runs epoch N again and writes the same epoch_N.pt; the other order would skip it for good
         if t.checkpoint_every and epoch % t.checkpoint_every == 0:
             self.save(f"epoch_{epoch:04d}.pt")
+        self.save("last.pt")
         self._fire("on_epoch_end")
 
-    def _first_nonfinite(self, vals: list[list[float]], steps: list[tuple[int, int]]) -> tuple[int, list] | None:
+    def _first_nonfinite(self, vals: list[list[float]], steps: list[tuple[int, int]]
+                         ) -> tuple[int, list, str] | None:
         for (s, _), v in zip(steps, vals):
             if not all(math.isfinite(x) for x in v):
-                return s, v
+                return s, v, "loss"
         return None
 
+    def _state_tensors(self) -> list[torch.Tensor]:
+        """Every floating tensor a checkpoint holds: weights, buffers, G_ema, the optimizers' moments."""
+        mods = [self.G, self.D] + ([self.G_ema] if self.G_ema is not None else [])
+        out = [t for m in mods for t in m.state_dict().values() if t.is_floating_point()]
+        for opt in (self.opt_G, self.opt_D):
+            out += [t for st in opt.state.values() for t in st.values()
+                    if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        return out
+
+    def _state_finite(self) -> bool:
+        """True when no weight, buffer or optimizer moment is NaN/inf (one host sync)."""
+        with torch.no_grad():
+            flags = [torch.isfinite(t).all() for t in self._state_tensors()]
+            return bool(torch.stack(flags).all().item()) if flags else True
+
     def _snapshot(self) -> dict[str, Any]:
-        """The last known-good training state, in memory (cheap next to ``log_every`` steps)."""
+        """The last known-good training state, in memory (cheap next to ``log_every`` steps); only ever taken
+        of a finite state (the flush checks the weights first)."""
         import copy
 
         mods = {"G": self.G, "D": self.D, "opt_G": self.opt_G, "opt_D": self.opt_D}
         if self.G_ema is not None:
             mods["G_ema"] = self.G_ema
         snap = {k: copy.deepcopy(m.state_dict()) for k, m in mods.items()}
-        snap.update(step=self.step, noise=self.noise.get_state(), torch=torch.get_rng_state())
+        snap.update(step=self.step, noise=self.noise.get_state(), torch=torch.get_rng_state(),
+                    lr_scale=self.lr_scale)
         return snap
 
-    def _rollback(self, bad: tuple[int, list]) -> None:
-        """Non-finite loss: restore the last good state and halve the learning rates, a bounded number of
-        times; then stop with a message saying what happened and where."""
-        s, v = bad
-        t = self.cfg.train
-        if self._retries >= t.nonfinite_retries:
-            self.save(f"nonfinite_step_{s}.pt")
-            raise GankitError(f"non-finite loss at step {s} (d_loss={v[0]}, g_loss={v[1]}) after "
-                              f"{self._retries} rollbacks with halved learning rates; the state is in "
-                              f"{self.run_dir / 'checkpoints'}; try a lower learning rate or another loss")
-        self._retries += 1
-        snap = self._good
-        for k in ("G", "D", "opt_G", "opt_D", "G_ema"):
+    def _restore_snapshot(self, snap: dict[str, Any]) -> None:
+        import copy
+
+        for k in ("G", "D", "G_ema"):  # modules copy into their own tensors
             if k in snap:
                 getattr(self, k).load_state_dict(snap[k])
+        for k in ("opt_G", "opt_D"):  # an optimizer keeps the given tensors (same dtype and device): give it
+            getattr(self, k).load_state_dict(copy.deepcopy(snap[k]))  # copies, or its updates corrupt the snapshot
         self.step = snap["step"]
         self.noise.set_state(snap["noise"])
         torch.set_rng_state(snap["torch"])
-        self.lr_scale *= 0.5
-        for opt in (self.opt_G, self.opt_D):
-            for group in opt.param_groups:
-                group["lr"] *= 0.5
+        self._apply_lr_scale()
         graphs.set_capturable((self.opt_G, self.opt_D), self._graphed is not None)
         if self._graphed is not None:  # new optimizer state and learning rates: capture again
             self._graphed.reset()
-        self.log(f"non-finite loss at step {s} (d_loss={v[0]:.4g}, g_loss={v[1]:.4g}): rolled back to step "
-                 f"{self.step} and halved the learning rates (retry {self._retries} of {t.nonfinite_retries})")
+
+    def _apply_lr_scale(self) -> None:
+        """Both optimizers' rates = the configured rates times ``lr_scale`` (2^-rollbacks). Set outright, not
+        halved in place: the snapshot's optimizer state carries the rate of its own time."""
+        o = self.cfg.optim
+        for opt, lr in ((self.opt_G, o.g_lr), (self.opt_D, o.d_lr)):
+            for group in opt.param_groups:
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(lr * self.lr_scale)
+                else:
+                    group["lr"] = lr * self.lr_scale
+
+    def _rollback(self, bad: tuple[int, list, str]) -> None:
+        """Non-finite loss or weights at step S: restore the last good state and halve the learning rates, a
+        bounded number of times. When the retries are spent, replay from the last good state to just before
+        step S (at the rates that failed) and stop there: :meth:`_fail_nonfinite`."""
+        s, v, what = bad
+        t = self.cfg.train
+        if self._halt is not None or self._retries >= t.nonfinite_retries:
+            self._restore_snapshot(self._good)
+            if self._halt is not None:  # the replay itself went non-finite earlier (a non-deterministic device)
+                self._fail_nonfinite([], [], bad)
+            self._halt = bad
+            return
+        self._retries += 1
+        self._restore_snapshot(self._good)
+        self.lr_scale *= 0.5
+        self._apply_lr_scale()
+        self.log(f"{_describe(bad)}: rolled back to step {self.step} and halved the learning rates "
+                 f"(retry {self._retries} of {t.nonfinite_retries})")
+
+    def _fail_nonfinite(self, vals: list[list[float]], steps: list[tuple[int, int]],
+                        bad: tuple[int, list, str] | None = None) -> None:
+        """Save the last finite state before the failing step S as ``nonfinite_step_S.pt`` and stop."""
+        bad = bad or self._halt
+        assert bad is not None
+        s = bad[0]
+        if self._state_finite():
+            if self.steplog is not None and steps:  # the replayed steps before S are finite: log them
+                self.steplog.append([(st, e, *v) for (st, e), v in zip(steps, vals)])
+        else:
+            self._restore_snapshot(self._good)
+        path = self.save(f"nonfinite_step_{s}.pt",
+                         {"nonfinite": {"step": s, "what": bad[2], "values": [float(x) for x in bad[1]]}})
+        raise GankitError(f"{_describe(bad)} after {self._retries} rollbacks with halved learning rates; "
+                          f"{path} holds the state step {s} starts from (step {self.step}); try a lower "
+                          f"learning rate or another loss")
+
+
+def _describe(bad: tuple[int, list, str]) -> str:
+    s, v, what = bad
+    if what == "weights":
+        return f"non-finite weights after step {s} (its losses d_loss={v[0]:.4g}, g_loss={v[1]:.4g} were finite)"
+    return f"non-finite loss at step {s} (d_loss={v[0]:.4g}, g_loss={v[1]:.4g})"
+
+
+def tuner_wanted(t, device: torch.device) -> bool:
+    return bool(t.adaptive_threads) and device.type == "cpu"
 
 
 def _count(m: torch.nn.Module) -> int:

@@ -1,8 +1,15 @@
-"""The run folder: resolved config and manifest before step 0, per-step log, samples, checkpoints, plots."""
+"""The run folder: resolved config and manifest before step 0, per-step log, samples, checkpoints, plots.
+
+The folder is gankit's: a lock (:class:`RunLock`) keeps a second process out while one trains into it,
+``--overwrite`` removes only the files gankit writes (and refuses while others are there), and the config and
+manifest describe the run as it is now, with each invocation's command line (:func:`write_manifest`).
+"""
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -12,13 +19,24 @@ from typing import Any
 import torch
 
 from .. import __version__
+from ..config import RunConfig
 from ..errors import GankitError
 from ..io import atomic_write_text
+from .lock import LOCK_FILE, RunLock
 
 LOG_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
-# What a run (and its hooks: --eval-every, --tensorboard, gankit report) writes into its folder.
-RUN_FILES = ("log.csv", "loss.png", "manifest.json", "config.json", "metrics.jsonl", "report.html")
+# What a run (and its hooks: --eval-every, --tensorboard, gankit report; --seeds) writes into its folder, by
+# name; anything else there is someone else's.
+RUN_FILES = ("log.csv", "loss.png", "manifest.json", "config.json", "metrics.jsonl", "report.html", "ensemble.json")
 RUN_FOLDERS = ("samples", "checkpoints", "tensorboard")
+_OWN = {
+    "": re.compile("|".join(re.escape(n) for n in RUN_FILES)),
+    "samples": re.compile(r"(epoch_\d{4,}|final)\.png"),
+    "checkpoints": re.compile(r"(last|epoch_\d{4,}|nonfinite_step_\d+)\.pt"),
+    "tensorboard": re.compile(r"events\.out\.tfevents\..+"),  # torch.utils.tensorboard's event files
+}
+_TEMP = re.compile(r"\.(?P<name>.+)\.[^.]+\.tmp")  # io.atomic_write's temporary files: .NAME.XXXXXXXX.tmp
+_MEMBER = re.compile(r"seed\d+")  # the member run folders of a --seeds run (OUT/seedS, beside ensemble.json)
 
 
 def git_revision() -> str | None:
@@ -44,42 +62,165 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
-    """Create ``out``; an existing non-empty folder is refused unless overwriting or resuming."""
+# -- what is gankit's -----------------------------------------------------------------------------
+def _own_name(name: str, pattern: re.Pattern) -> bool:
+    m = _TEMP.fullmatch(name)
+    return bool(pattern.fullmatch(m["name"] if m else name))
+
+
+def run_files(folder: Path, members: bool = True) -> tuple[list[Path], list[Path], list[Path]]:
+    """(gankit's files and folders, contents first; everything else; --seeds member folders) in ``folder``.
+
+    Gankit's: the files it writes, by name (:data:`RUN_FILES`; ``samples/epoch_NNNN.png``, ``final.png``;
+    ``checkpoints/last.pt``, ``epoch_NNNN.pt``, ``nonfinite_step_N.pt``; ``tensorboard/events.out.tfevents.*``),
+    their temporary files, the lock, and member folders ``seedN/`` holding nothing else."""
+    own: list[Path] = []
+    foreign: list[Path] = []
+    member_dirs: list[Path] = []
+    for p in sorted(folder.iterdir()):
+        if p.name == LOCK_FILE:
+            continue
+        if p.is_symlink() or not p.is_dir():
+            (own if not p.is_symlink() and p.is_file() and _own_name(p.name, _OWN[""]) else foreign).append(p)
+        elif p.name in RUN_FOLDERS:
+            for q in sorted(p.iterdir()):
+                is_own = not q.is_symlink() and q.is_file() and _own_name(q.name, _OWN[p.name])
+                (own if is_own else foreign).append(q)
+            own.append(p)
+        elif members and _MEMBER.fullmatch(p.name):
+            o, f, _ = run_files(p, members=False)
+            own += o + [p]
+            foreign += f
+            member_dirs.append(p)
+        else:
+            foreign.append(p)
+    return own, foreign, member_dirs
+
+
+def _clear(out: Path) -> None:
+    """--overwrite: refuse while ``out`` holds anything gankit did not write, else remove what it wrote."""
+    own, foreign, members = run_files(out)
+    if foreign:
+        names = [str(p.relative_to(out)) + ("/" if p.is_dir() else "") for p in foreign[:3]]
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise GankitError(f"--overwrite: {out} holds files gankit did not write ({', '.join(names)}{more}); "
+                          f"move them out of the folder or choose another --out")
+    locks = [RunLock(m) for m in members]  # a member folder being trained into is not ours to delete
+    try:
+        for p in own:
+            if p.is_dir() and not p.is_symlink():
+                lock = p / LOCK_FILE
+                if p in members and lock.exists():
+                    lock.unlink()
+                p.rmdir()
+            else:
+                p.unlink()
+    except OSError as e:
+        raise GankitError(f"--overwrite: cannot remove the old run's files in {out}: {e.strerror}") from None
+    finally:
+        for lk in locks:
+            lk.release()
+
+
+def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> RunLock:
+    """Create and lock ``out``; an existing non-empty folder is refused unless overwriting or resuming.
+
+    Returns the lock, held until released (:meth:`RunLock.release`) or the process ends."""
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise GankitError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+    if overwrite and resume:
+        raise GankitError(f"--overwrite would delete the run that --resume continues ({out}); drop --overwrite")
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()) and not (overwrite or resume):
         raise GankitError(f"--out {out} already holds files; choose a new folder, pass --overwrite to replace "
                           f"them, or --resume {out} to continue that run")
-    if overwrite and out.is_dir():  # remove what a run writes (and only that): nothing stale mixes in
-        import shutil
-
-        for sub in RUN_FOLDERS:
-            if (out / sub).is_dir():
-                shutil.rmtree(out / sub)
-        for name in RUN_FILES:
-            if (out / name).exists():
-                (out / name).unlink()
-    if resume:  # temporary files a killed writer left behind (the files they were replacing are intact)
-        for stale in list(out.glob(".*.tmp")) + list(out.glob("*/.*.tmp")):
-            stale.unlink()
     try:
-        for sub in ("", "samples", "checkpoints"):
-            (out / sub).mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise GankitError(f"cannot create run folder {out}: {e.strerror}") from None
-    return out
+    lock = RunLock(out)  # before anything in the folder is touched
+    try:
+        if overwrite:
+            _clear(out)
+        if resume:  # temporary files a killed writer left behind (the files they were replacing are intact)
+            for stale in list(out.glob(".*.tmp")) + list(out.glob("*/.*.tmp")):
+                if stale.parent == out or stale.parent.name in RUN_FOLDERS:
+                    if _own_name(stale.name, _OWN["" if stale.parent == out else stale.parent.name]):
+                        stale.unlink()
+        try:
+            for sub in ("samples", "checkpoints"):
+                (out / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise GankitError(f"cannot create run folder {out}: {e.strerror}") from None
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
-def write_manifest(out: Path, cfg_json: str, extra: dict[str, Any]) -> None:
+# -- the folder's description ---------------------------------------------------------------------
+def checkpoint_home(source: Path, ckpt: Path) -> Path | None:
+    """The run folder that ``ckpt`` (resolved from ``source``) belongs to: ``source`` when it is a folder,
+    ``RUN`` for ``RUN/checkpoints/NAME.pt`` beside ``RUN/config.json``; None for a checkpoint anywhere else."""
+    if Path(source).is_dir():
+        return Path(source)
+    if ckpt.parent.name == "checkpoints" and (ckpt.parent.parent / "config.json").is_file():
+        return ckpt.parent.parent
+    return None
+
+
+def check_checkpoint_of_run(ckpt: Path, saved: RunConfig, run: Path) -> None:
+    """Refuse a checkpoint whose preset, model, data, loss or optimizer settings differ from the run folder's
+    ``config.json`` (another run's checkpoint copied in). An unreadable config.json is not checked."""
+    try:
+        cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    except (OSError, ValueError, TypeError, GankitError):
+        return
+    for section in ("preset", "model", "data", "loss", "optim"):
+        if getattr(cfg, section) != getattr(saved, section):
+            what = f"preset ({saved.preset}) differs" if section == "preset" else f"{section} settings differ"
+            raise GankitError(f"{ckpt} is not this run's checkpoint: its {what} from "
+                              f"{run / 'config.json'}; put the run's own checkpoint back, or continue from this one "
+                              f"in a new folder: gankit train --resume {ckpt} --out NEW")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        out = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def write_manifest(out: Path, cfg_json: str, extra: dict[str, Any], *, resumed_at: int | None = None,
+                   resumed_from: str | os.PathLike | None = None) -> None:
+    """``config.json`` (the config as it is now) and ``manifest.json``: versions, git revision, platform and
+    ``extra`` as of this invocation (``argv`` the latest command line, ``started`` the run's first start), and
+    ``invocations``: each start and resume with its command line, time, step and budget.
+
+    ``resumed_at``: the step a resume starts from; ``resumed_from``: the checkpoint a new folder continues."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    rev = git_revision()
+    this: dict[str, Any] = {"argv": sys.argv, "started": now, "step": resumed_at or 0,
+                            "total_steps": extra.get("total_steps"), "git_revision": rev}
+    if resumed_from is not None:
+        this["resumed_from"] = str(resumed_from)
+    old = _read_json(out / "manifest.json") if resumed_at is not None and resumed_from is None else {}
+    old.pop("ensemble", None)  # an ensemble adds its own, as it is now
+    history = old.get("invocations")
+    if not isinstance(history, list):  # a manifest from before invocations were kept: its first start
+        history = [{k: old[k] for k in ("argv", "started", "total_steps", "git_revision") if k in old} | {"step": 0}
+                   ] if old else []
     manifest = {
+        **old,
         "argv": sys.argv,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git_revision": git_revision(),
+        "started": old.get("started", now),
+        "git_revision": rev,
         "versions": versions(),
         "platform": platform.platform(),
+        **({"resumed_from": str(resumed_from)} if resumed_from is not None else {}),
         **extra,
+        "invocations": history + [this],
     }
     atomic_write_text(out / "config.json", cfg_json + "\n")
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")

@@ -1,13 +1,16 @@
-"""Adaptive CPU thread count for the matmul-only models (the seed MLP, the toy nets).
+"""CPU thread count: fixed for a run by default, adaptive only when asked.
 
-A tiny model's matmuls split over all cores run fast on a quiet machine, but next to one busy process every
-parallel region waits for the thread that shares its core: measured on 2 cores, the seed fell from ~320 to
-~56 steps/s at 2 threads, while 1 thread holds most of its speed. So with ``train.threads 0`` gankit times the
-steps between log flushes, tries the other thread count for one window now and then, and keeps the faster.
+Results on CPU depend on the thread count: MKL/oneDNN pick different blockings of the summed dimension for
+different counts, so `(100x784) @ (784x128)` differs by ~6e-5 between 1 and 2 threads on some CPUs, and a GAN
+amplifies that into a different run. So the count is part of the run: ``train.threads 0`` takes the process's
+default once, the manifest and every checkpoint record it, and ``--resume`` restores it (:func:`resolve`).
 
-Only for models made of Linear layers: PyTorch's CPU matmuls split rows and columns, not the summed dimension,
-so their results do not depend on the thread count (a test checks this for the seed); convolutions do depend
-on it, so conv models keep one fixed thread count and stay bit-reproducible.
+``train.adaptive_threads`` (off by default, documented as not reproducible) is for speed next to busy
+processes: a tiny model's matmuls split over all cores run fast on a quiet machine, but next to one busy process
+every parallel region waits for the thread that shares its core (measured on 2 cores: the seed fell from ~320 to
+~56 steps/s at 2 threads, while 1 thread holds most of its speed). :class:`ThreadTuner` times the steps between
+log flushes, tries the other count for one window now and then, and keeps the faster. Only matmul-only models
+are tuned; the run's results then depend on the machine's load.
 """
 from __future__ import annotations
 
@@ -17,6 +20,19 @@ import time
 
 import torch
 from torch import nn
+
+
+def resolve(requested: int, saved: int | None, log) -> int:
+    """The thread count a run uses: ``requested`` (train.threads) when set, else the count the run was started
+    with (``saved``, from its checkpoint on resume), else the process's current default. Changing the count of
+    a resumed run is allowed but said in one line: the continuation is then not bit-identical."""
+    if requested > 0:
+        if saved is not None and saved != requested:
+            log(f"note: train.threads {requested} differs from the {saved} thread(s) this run was trained with; "
+                f"CPU results depend on the thread count, so the resumed run will not be bit-identical to an "
+                f"uninterrupted one")
+        return requested
+    return saved if saved is not None and saved > 0 else torch.get_num_threads()
 
 
 def matmul_only(*modules: nn.Module) -> bool:
