@@ -1,5 +1,6 @@
-"""Shared set-up of the studio tests: a folder with two real tiny runs and one conditional checkpoint, and a
-real uvicorn server on a free loopback port serving it (one per test module)."""
+"""Shared set-up of the studio tests: a folder with two real tiny runs and one conditional checkpoint, a real
+run evaluated both ways (during training and by `gankit eval --json`), and a real uvicorn server (configured as
+`gankit serve` configures it) on a free loopback port serving the folder (one per test module)."""
 from __future__ import annotations
 
 import json
@@ -53,18 +54,57 @@ def runs_root(tmp_path_factory) -> Path:
     return root
 
 
-class Server:
-    """uvicorn serving the studio app in a thread, on a port the OS picked."""
+@pytest.fixture(scope="session")
+def evaluated_run(tmp_path_factory) -> Path:
+    """A digits run of 2 epochs evaluated both ways, as the README says: `gankit train --eval-every 1
+    --eval-metrics fd300,pr300_k3` (two rows in metrics.jsonl) and `gankit eval RUN --metrics fd400,pr400_k3
+    --json RUN/eval.json` (the last step). Scored with the pinned digits evaluator (none is trained): ~10 s."""
+    from gankit.cli import main
 
-    def __init__(self, app):
+    run = tmp_path_factory.mktemp("evaluated") / "runs" / "ev"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANKIT_SYSTEM_DATA_DIRS", "")
+        mp.setenv("GANKIT_CACHE", str(run.parent.parent / ".cache"))
+        assert main(["train", "--dataset", "digits", "--epochs", "2", "--no-progress", "--out", str(run),
+                     "--eval-every", "1", "--eval-metrics", "fd300,pr300_k3"]) == 0
+        assert main(["eval", str(run), "--metrics", "fd400,pr400_k3", "--json", str(run / "eval.json")]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def evaluated_rows(evaluated_run) -> list[list[str]]:
+    """The evaluation table the report and the studio must show for ``evaluated_run``, built from its files:
+    [step, score, value, real-vs-real floor, N fake, file] per score, values to 4 significant digits."""
+    lines = [json.loads(s) for s in (evaluated_run / "metrics.jsonl").read_text().splitlines()]
+    report = json.loads((evaluated_run / "eval.json").read_text())
+    assert [r["epoch"] for r in lines] == [1, 2] and lines[-1]["step"] == report["run"]["step"]
+    evals = [(r["step"], r["metrics"], "metrics.jsonl") for r in lines]
+    evals.append((report["run"]["step"], report["metrics"], "eval.json"))
+    rows = []
+    for step, metrics, source in evals:
+        for name, scores in metrics.items():
+            for score in ("fd", "precision", "recall"):
+                if score in scores:
+                    label = name if score == "fd" else f"{name} {score}"
+                    rows.append([str(step), label, f"{scores[score]:.4g}", f"{scores['floor'][score]:.4g}",
+                                 str(scores["n_fake"]), source])
+    return rows
+
+
+class Server:
+    """uvicorn serving the studio app in a thread, on a port the OS picked, with `gankit serve`'s settings."""
+
+    def __init__(self, app, header_timeout: float | None = None):
         import uvicorn
+
+        from gankit.serve.server import HEADER_TIMEOUT_S, server_config
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
+        self.server = uvicorn.Server(server_config(app, header_timeout or HEADER_TIMEOUT_S, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
@@ -98,11 +138,12 @@ class Server:
 
 @pytest.fixture
 def make_server():
-    """``make_server(app)``: a :class:`Server` for an app of the test's own, closed after the test."""
+    """``make_server(app, header_timeout=None)``: a :class:`Server` for an app of the test's own, closed after
+    the test."""
     made = []
 
-    def make(app):
-        made.append(Server(app))
+    def make(app, header_timeout=None):
+        made.append(Server(app, header_timeout))
         return made[-1]
     yield make
     for s in made:

@@ -82,16 +82,50 @@ def test_report_embeds_every_image_and_they_match_the_run(run_dir):
     assert "Not evaluated" in html
 
 
-def test_report_charts_metrics_over_time(run_dir):
-    rows = [{"step": s, "fd10k": 100.0 / s, "modes": s // 10} for s in (10, 20, 40)]
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    html = build_report(run_dir)
-    assert "Not evaluated" not in html
+def cells(html: str) -> list[list[str]]:
+    """The rows of the report's evaluation table, as cell texts."""
+    table = html.split('<table class="evals">', 1)[1].split("</table>", 1)[0]
+    return [re.findall(r"<t[dh]>(.*?)</t[dh]>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", table)]
+
+
+def test_report_shows_every_evaluation_with_its_floor(evaluated_run, evaluated_rows, tmp_path):
+    """The README's own flow: `train --eval-every` rows (metrics.jsonl) and `gankit eval --json RUN/eval.json`
+    both appear, each score at its step with the real-vs-real floor of that evaluation, in the table and as a
+    chart against step; nothing of the records appears raw."""
+    run = tmp_path / "ev"
+    shutil.copytree(evaluated_run, run)
+    html = build_report(run)
+    section = html.split("<h2>Evaluations</h2>")[1].split("<h2>")[0]
+    assert "Not evaluated" not in section and "{" not in section
+    assert cells(html) == [["step", "score", "value", "real-vs-real floor", "N fake", "from"]] + evaluated_rows
+    assert [r[1] for r in evaluated_rows] == ["fd300", "pr300_k3 precision", "pr300_k3 recall"] * 2 + [
+        "fd400", "pr400_k3 precision", "pr400_k3 recall"]
+    fd = json.loads((run / "eval.json").read_text())["metrics"]["fd400"]
+    assert 10 < fd["fd"] and fd["floor"]["fd"] < fd["fd"]  # a real score of a 2-epoch run, above its floor
+    # one chart per score, titled by it: FD and the other scores against step, never epoch or seconds
+    svgs = re.findall(r'<svg [^>]*aria-label="([^"]*)"', html)
+    assert svgs[2:] == ["fd300", "pr300_k3 precision", "pr300_k3 recall", "fd400", "pr400_k3 precision",
+                        "pr400_k3 recall"]
     p = Refs()
     p.feed(html)
-    assert len(p.polylines) == 4 + 2  # fd10k and modes, three points each
-    assert all(len(pl.split()) == 3 for pl in p.polylines[4:])
-    assert "<td>fd10k</td><td>2.5</td>" in html  # the last evaluation's values
+    assert [len(pl.split()) for pl in p.polylines[4:]] == [2, 2, 2]  # the three training scores, at 2 steps
+    fd_chart = html.split('aria-label="fd300"')[1].split("</svg>")[0]
+    assert f"real-vs-real floor {evaluated_rows[0][3]}" in fd_chart
+    assert fd_chart.count('stroke-dasharray="4 3"') == 2  # the floor, and its legend
+
+
+def test_report_reads_an_eval_report_alone(evaluated_run, tmp_path):
+    """`gankit eval RUN --json RUN/eval.json` without --eval-every: the report used to say "Not evaluated"."""
+    run = tmp_path / "ev"
+    shutil.copytree(evaluated_run, run)
+    (run / "metrics.jsonl").unlink()
+    (run / "eval.json").rename(run / "scores at the end.json")  # any name: the content says what it is
+    html = build_report(run)
+    report = json.loads((run / "scores at the end.json").read_text())
+    fd = report["metrics"]["fd400"]
+    assert "Not evaluated" not in html
+    assert cells(html)[1] == [str(report["run"]["step"]), "fd400", f"{fd['fd']:.4g}", f"{fd['floor']['fd']:.4g}",
+                              "400", "scores at the end.json"]
 
 
 def test_report_animation_is_capped(run_dir):
@@ -140,3 +174,22 @@ def test_nice_ticks_and_downsample():
     dx, dy = downsample(x, y, max_points=3)  # pools of 4, the last incomplete pool dropped
     np.testing.assert_allclose(dx, [1.5, 5.5])
     np.testing.assert_allclose(dy, [(0 + 1 + 4 + 9) / 4, (16 + 25 + 36 + 49) / 4])
+
+
+@pytest.mark.parametrize("name,text,msg", [
+    ("config.json", "[1, 2]", r"config\.json: expected a JSON object, found a list \(damaged\?\)$"),
+    ("config.json", '"seed"', r"config\.json: expected a JSON object, found a string"),
+    ("config.json", "3", r"config\.json: expected a JSON object, found a number"),
+    ("config.json", '{"model": "mlp"}', r"config\.json: 'model' is a string, expected an object \(damaged\?\)$"),
+    ("config.json", '{"loss": [1]}', r"config\.json: 'loss' is a list, expected an object"),
+    ("manifest.json", "[1, 2]", r"manifest\.json: expected a JSON object, found a list"),
+    ("manifest.json", '{"dataset": "digits"}', r"manifest\.json: 'dataset' is a string, expected an object"),
+    ("manifest.json", '{"parameters": [1, 2]}', r"manifest\.json: 'parameters' is a list, expected an object"),
+    ("manifest.json", '{"argv": 5}', r"manifest\.json: 'argv' is a number, expected a list"),
+    ("manifest.json", b"\x00\xff\xfe", r"manifest\.json: not valid JSON \(damaged\?\)"),
+    ("log.csv", bytes(range(256)), r"log\.csv: not a text file \(damaged\?\)"),
+])
+def test_report_refuses_files_of_the_wrong_type_in_one_line(run_dir, tmp_path, refused, name, text, msg):
+    f = run_dir / name
+    f.write_bytes(text) if isinstance(text, bytes) else f.write_text(text)
+    refused(["report", run_dir, "--out", tmp_path / "r.html"], tmp_path, msg)

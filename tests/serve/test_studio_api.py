@@ -48,13 +48,22 @@ def test_card_reports_config_manifest_and_metrics(server, runs_root):
     assert c["dataset_size"] == manifest["dataset"]["size"] == 1797
     assert c["parameters"] == manifest["parameters"]
     assert c["config"] == json.loads((runs_root / "a" / "config.json").read_text())
-    assert c["metrics"] is None and c["metrics_history"] == []
-    # an evaluation appears in the card as soon as metrics.jsonl has it; bad lines are skipped
-    rows = [{"step": 20, "fd": 12.5}, {"step": 40, "fd": 7.25, "pr5k_k3_precision": 0.5}]
+    assert c["evaluations"] == []
+    # an evaluation appears in the card as soon as metrics.jsonl has it (as --eval-every writes it); bad lines
+    # are skipped
+    rows = [{"step": 20, "epoch": 1, "metrics": {"fd300": {"fd": 12.5, "n_fake": 300, "floor": {"fd": 0.5}}}},
+            {"step": 40, "epoch": 2, "metrics": {"fd300": {"fd": 7.25, "n_fake": 300, "floor": {"fd": 0.5}},
+                                                 "pr300_k3": {"precision": 0.5, "recall": 0.125, "n_fake": 300}}}]
     (runs_root / "grp" / "b" / "metrics.jsonl").write_text(
         json.dumps(rows[1]) + "\nnot json\n" + json.dumps(rows[0]) + "\n")
     status, c = server.json("/api/card?run=grp/b")
-    assert c["metrics"] == rows[1] and c["metrics_history"] == rows
+    assert [(r["step"], r["label"], r["value"], r["floor"], r["text"]) for r in c["evaluations"]] == [
+        (20, "fd300", 12.5, 0.5, "12.5"), (40, "fd300", 7.25, 0.5, "7.25"),
+        (40, "pr300_k3 precision", 0.5, None, "0.5"), (40, "pr300_k3 recall", 0.125, None, "0.125")]
+    status, charts = server.json("/api/charts?run=grp/b")
+    assert status == 200 and [c["label"] for c in charts] == ["fd300", "pr300_k3 precision", "pr300_k3 recall"]
+    assert all(c["svg"].startswith("<svg ") for c in charts) and "real-vs-real floor 0.5" in charts[0]["svg"]
+    assert server.json("/api/charts?run=a") == (200, [])
 
 
 def test_grid_png_equals_gankit_sample(server, runs_root):

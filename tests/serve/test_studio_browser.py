@@ -145,3 +145,43 @@ def test_report_opens_with_every_image_loaded(runs_root, tmp_path, browser):
     assert pg.eval_on_selector_all("svg polyline", "ps => ps.length") == 4
     assert all(u.startswith(("file:", "data:")) for u in requests)  # nothing fetched from anywhere
     pg.close()
+
+
+def test_evaluations_and_a_broken_run_on_the_page(evaluated_run, evaluated_rows, tmp_path, make_server, page):
+    """Every evaluation of a real run (--eval-every and gankit eval --json) is on the page with its real
+    values and floors, as a table and as charts; a run with a damaged checkpoint is listed, marked, and the
+    page opens on the healthy one."""
+    from gankit.serve.app import create_app
+    from gankit.serve.runs import discover
+
+    root = tmp_path / "runs"
+    shutil.copytree(evaluated_run, root / "ev")
+    shutil.copytree(evaluated_run, root / "broken")
+    (root / "broken" / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    s = make_server(create_app(discover(root)))
+    page.goto(s.url + "/")
+    wait_grid(page, run="ev")  # the healthy run, though the broken one sorts first
+    step = evaluated_rows[-1][0]
+    assert page.eval_on_selector_all("#run option", "os => os.map(o => o.textContent)") == [
+        "broken (broken)", f"ev (step {step})"]
+    assert "1 run(s) cannot be loaded: broken: " in page.inner_text("#broken")
+
+    page.wait_for_function("(n) => document.querySelectorAll('#evals tbody tr').length === n",
+                           arg=len(evaluated_rows))
+    shown = page.eval_on_selector_all("#evals tbody tr", "trs => trs.map(tr => [...tr.cells].map(c => c.textContent))")
+    assert shown == evaluated_rows  # the numbers in metrics.jsonl and eval.json, to 4 digits, with their floors
+    page.wait_for_function("() => { const is = [...document.querySelectorAll('#charts img')];"
+                           " return is.length === 6 && is.every(i => i.complete && i.naturalWidth > 0); }")
+    assert page.eval_on_selector_all("#charts img", "is => is.map(i => i.alt)") == [
+        "fd300", "pr300_k3 precision", "pr300_k3 recall", "fd400", "pr400_k3 precision", "pr400_k3 recall"]
+    card = page.inner_text("#card")
+    last = [r for r in evaluated_rows if r[0] == step]
+    assert f"step {step}" in card and "{" not in card
+    for r in last:  # the card's summary: the last evaluation, each score with its floor
+        assert f"{r[1]}\t{r[2]} (floor {r[3]})" in card
+
+    page.select_option("#run", "broken")
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')")
+    assert "run broken cannot be loaded" in page.inner_text("#status")
+    assert page.eval_on_selector("#grid", "i => i.getAttribute('src')") is None  # not ev's grid under its name
+    page.wait_for_function("() => document.getElementById('card').innerText.includes('error')")

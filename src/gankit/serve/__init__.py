@@ -4,8 +4,10 @@ TensorBoard logging.
 Parts:
 - :mod:`.runs`: finding run folders under a root, loading their generators, model cards (no web framework);
 - :mod:`.render`: sample grids, latent interpolation strips and GIFs as PNG/GIF bytes (no web framework);
+- :mod:`.evals`: every evaluation of a run (``metrics.jsonl``, ``gankit eval --json`` reports) as rows and charts;
 - :mod:`.params`: strict validation of request parameters (types, bounds, unknown names);
 - :mod:`.app`: the ASGI app (Starlette, optional extra ``[serve]``) and ``page.html``;
+- :mod:`.server`: the uvicorn settings ``gankit serve`` runs with (a deadline on request headers; loopback test);
 - :mod:`.report`: ``gankit report`` — one self-contained HTML file per run;
 - :mod:`.tensorboard`: a training callback writing TensorBoard event files (optional extra ``[tensorboard]``).
 

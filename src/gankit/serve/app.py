@@ -3,8 +3,11 @@
 Endpoints (all GET; parameters in the query string, validated by :mod:`.params`):
 
 - ``/``: the page; ``/api``: this list, with every parameter's type, default and bounds;
-- ``/api/runs``: the runs served, ``[{"id", "step", "img_shape", "conditional", "num_classes"}]``;
-- ``/api/card?run=``: the model card (preset, dataset, steps, metrics if evaluated, config);
+- ``/api/runs``: the runs served, ``[{"id", "step", "img_shape", "conditional", "num_classes"}]``; a run
+  whose checkpoint cannot be loaded (deleted, damaged) is listed as ``{"id", "error"}`` among the others;
+- ``/api/card?run=``: the model card (preset, dataset, steps, every evaluation's scores, config);
+- ``/api/charts?run=``: ``[{"label", "svg"}]``, each score of the run's evaluations against step, with its
+  real-vs-real floor (see :mod:`.evals`);
 - ``/api/grid.png?run=&seed=&n=&scale=&label=&nrow=&zoom=``: a grid of ``n`` samples (n <= 1,024);
 - ``/api/interp.png`` and ``/api/interp.gif`` ``?run=&seed_a=&seed_b=&steps=&scale=&label=&mode=&zoom=``:
   a latent interpolation as a strip or as a looping animation.
@@ -30,8 +33,9 @@ from starlette.routing import Route
 
 from ..errors import GankitError
 from . import render
+from .evals import charts
 from .params import MAX_PIXELS, SPECS, ParamError, parse
-from .runs import Run, card, num_classes
+from .runs import Run, card, evaluations, num_classes
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 SECURITY_HEADERS = {
@@ -191,15 +195,20 @@ def create_app(runs: dict[str, Run], *, allowed_hosts: list[str] | None = None,
         spec = {name: {k: {"type": p.kind, "default": p.default, "min": p.lo, "max": p.hi,
                            **({"choices": list(p.choices)} if p.choices else {}), "help": p.help}
                        for k, p in s.items()} for name, s in SPECS.items()}
-        return JSONResponse({"endpoints": {"/api/runs": "runs", "/api/card": "card", "/api/grid.png": "grid",
+        return JSONResponse({"endpoints": {"/api/runs": "runs", "/api/card": "card", "/api/charts": "charts",
+                                           "/api/grid.png": "grid",
                                            "/api/interp.png": "interp", "/api/interp.gif": "interp_gif"},
                              "params": spec}, headers=SECURITY_HEADERS)
 
     def api_runs(request: Request) -> Response:
         _params(request, "runs")
-        out = []
+        out: list[dict[str, Any]] = []
         for run in studio.runs.values():
-            gen = run.generator()
+            try:
+                gen = run.generator()
+            except GankitError as e:  # one broken run must not hide the others: list it with the reason
+                out.append({"id": run.id, "error": str(e)})
+                continue
             k = num_classes(gen)
             out.append({"id": run.id, "step": gen.step, "img_shape": list(gen.img_shape),
                         "conditional": k > 0, "num_classes": k})
@@ -208,6 +217,11 @@ def create_app(runs: dict[str, Run], *, allowed_hosts: list[str] | None = None,
     def api_card(request: Request) -> Response:
         p = _params(request, "card")
         return JSONResponse(card(studio.run(p["run"])), headers=SECURITY_HEADERS)
+
+    def api_charts(request: Request) -> Response:
+        p = _params(request, "charts")
+        rows = evaluations(studio.run(p["run"]))
+        return JSONResponse([{"label": lab, "svg": svg} for lab, svg in charts(rows)], headers=SECURITY_HEADERS)
 
     def image_endpoint(endpoint: str, media_type: str):
         def handler(request: Request) -> Response:
@@ -233,6 +247,7 @@ def create_app(runs: dict[str, Run], *, allowed_hosts: list[str] | None = None,
 
     routes = [
         Route("/", index), Route("/api", api_index), Route("/api/runs", api_runs), Route("/api/card", api_card),
+        Route("/api/charts", api_charts),
         Route("/api/grid.png", image_endpoint("grid", "image/png")),
         Route("/api/interp.png", image_endpoint("interp", "image/png")),
         Route("/api/interp.gif", image_endpoint("interp_gif", "image/gif")),

@@ -18,6 +18,7 @@ examples:
   curl 'http://127.0.0.1:8000/api/grid.png?seed=3&n=16' -o grid.png
 
 The API is listed at /api. The server listens on 127.0.0.1 (this machine only) unless --host says otherwise.
+Runs whose checkpoint cannot be loaded are listed as broken; links out of the served folder are not followed.
 """
 
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from .app import LOOPBACK_HOSTS, create_app
+        from .server import is_loopback, server_config
     except ImportError:
         raise GankitError(INSTALL_HINT) from None
     from .runs import discover
@@ -46,21 +48,24 @@ def run(args: argparse.Namespace) -> int:
         raise GankitError(f"--port must be between 0 and 65535, got {args.port}")
     if args.threads < 1:
         raise GankitError(f"--threads must be at least 1, got {args.threads}")
-    runs = discover(args.run)
+    runs = discover(args.run, log=lambda msg: print(f"gankit serve: {msg}", file=sys.stderr))
     import torch
 
     # One intra-op thread per request: requests run side by side in the server's thread pool, and several
     # OpenMP teams on few cores spin against each other (measured: 3.5 ms vs 83 ms per 64-sample grid).
     torch.set_num_threads(args.threads)
-    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    # Loopback by address, not by spelling: 127.0.0.2 is this machine, 0.0.0.0 is every interface. On loopback
+    # only this machine's names are accepted in the Host header, which blocks DNS-rebinding pages.
+    loopback = is_loopback(args.host)
     if not loopback:
         print(f"gankit serve: warning: listening on {args.host}: anyone who can reach this machine can use "
               f"the studio", file=sys.stderr)
-    app = create_app(runs, allowed_hosts=LOOPBACK_HOSTS if loopback else ["*"])
-    sock = _bind(args.host, args.port)
+    bare = args.host.strip("[]")
+    hosts = LOOPBACK_HOSTS + [bare.lower(), f"[{bare.lower()}]" if ":" in bare else bare.lower()]
+    app = create_app(runs, allowed_hosts=sorted(set(hosts)) if loopback else ["*"])
+    sock = _bind(bare, args.port)
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app))
     print(f"gankit studio: {len(runs)} run(s): {', '.join(list(runs)[:5])}{' ...' if len(runs) > 5 else ''}")
     print(f"open http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl-C stops)", flush=True)
     try:

@@ -87,6 +87,7 @@ ZOOM = Param("int", 1, 1, 16, help="nearest-neighbour upscaling factor")
 SPECS: dict[str, dict[str, Param]] = {
     "runs": {},
     "card": {"run": RUN},
+    "charts": {"run": RUN},
     "grid": {"run": RUN, "seed": SEED, "n": Param("int", 64, 1, MAX_SAMPLES, help="number of samples"),
              "scale": SCALE, "label": LABEL, "zoom": ZOOM,
              "nrow": Param("int", None, 1, MAX_SAMPLES, help="images per row (default: square)")},

@@ -2,8 +2,9 @@
 
 Everything is embedded (charts as inline SVG, pictures as ``data:`` URIs), so the file opens offline in any
 browser, can be mailed, and never points at files that may move. Sections: the run at a glance, loss curves,
-mean D(x) and D(G(z)) over time, evaluation metrics over time (``metrics.jsonl``, when evaluated), sample
-grids across epochs, an animation of the fixed-z grids through training, and the resolved config.
+mean D(x) and D(G(z)) over time, every evaluation (``metrics.jsonl`` and ``gankit eval --json`` reports in the
+run folder, see :mod:`.evals`) as a chart per score against step with its real-vs-real floor and as a table,
+sample grids across epochs, an animation of the fixed-z grids through training, and the resolved config.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import base64
 import csv
 import io
 import json
-import math
 import os
 import re
 import time
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import GankitError
 from ..io import atomic_write_text
-from .runs import read_metrics
+from . import evals
 from .svgplot import line_chart
 
 MAX_GALLERY = 12  # sample grids shown side by side
@@ -33,6 +33,9 @@ def read_log_tolerant(path: Path) -> dict[str, list[float]]:
         text = path.read_text()
     except OSError:
         return {}
+    except UnicodeDecodeError:
+        raise GankitError(f"{path}: not a text file (damaged?); restore it, or move it away for a report "
+                          f"without training curves") from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
@@ -109,30 +112,47 @@ def _commands(manifest: dict[str, Any]) -> str | None:
     return "; ".join(f"{' '.join(map(str, r['argv']))} (from step {r.get('step', '?')})" for r in runs)
 
 
-def _metric_charts(metrics: list[dict[str, Any]]) -> str:
-    if not metrics:
-        return '<p class="muted">Not evaluated: no metrics.jsonl in the run folder.</p>'
-    names = sorted({k for r in metrics for k, v in r.items()
-                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)})
-    charts = []
-    for name in names:
-        pts = [(r["step"], r[name]) for r in metrics if isinstance(r.get(name), (int, float))]
-        charts.append(line_chart([(name, [p[0] for p in pts], [p[1] for p in pts])], name))
-    last = metrics[-1]
-    table = _table([(k, f"{v:.5g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in last.items()])
-    return f"<p>Last evaluation:</p>{table}<div class=charts>{''.join(charts)}</div>"
+def _evaluations(rows: list[dict[str, Any]]) -> str:
+    """Every evaluation (see :mod:`.evals`): a chart per score against step with its floor, then a table."""
+    if not rows:
+        return ('<p class="muted">Not evaluated: no metrics.jsonl (gankit train --eval-every K) and no '
+                'gankit eval report (gankit eval RUN --json RUN/eval.json) in the run folder.</p>')
+    charts = "".join(svg for _, svg in evals.charts(rows))
+    head = "".join(f"<th>{h}</th>" for h in ("step", "score", "value", "real-vs-real floor", "N fake", "from"))
+    body = "".join(f"<tr><td>{r['step']}</td><td>{escape(r['label'])}</td><td>{escape(r['text'])}</td>"
+                   f"<td>{escape(r['floor_text'])}</td><td>{escape(str(r['n_fake'] or ''))}</td>"
+                   f"<td>{escape(r['source'])}</td></tr>" for r in rows)
+    steps = sorted({r["step"] for r in rows})
+    return (f"<p>{len(steps)} evaluation step(s), {steps[0]} to {steps[-1]}; the dashed line is the score of "
+            f"real training images against the real test images (the best a generator can expect).</p>"
+            f'<div class=charts>{charts}</div><table class="evals"><tr>{head}</tr>{body}</table>')
 
 
 STYLE = """
 body{font:14px/1.5 system-ui,sans-serif;color:#1d2330;max-width:1180px;margin:24px auto;padding:0 20px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #d9dee8}
 .muted{color:#667085}table{border-collapse:collapse;font-size:13px}
-td{padding:3px 10px 3px 0;border-bottom:1px solid #eef0f5;vertical-align:top}td:first-child{color:#667085}
+td,th{padding:3px 10px 3px 0;border-bottom:1px solid #eef0f5;vertical-align:top;text-align:left}
+td:first-child{color:#667085}th{font-weight:600;color:#667085}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.gallery{display:flex;flex-wrap:wrap;gap:14px}
 figure{margin:0}figcaption{font-size:12px;color:#667085;text-align:center}
 img.px{image-rendering:pixelated;width:256px;background:#000}
 pre{background:#f6f7fb;padding:10px;border-radius:6px;font-size:12px;overflow:auto}
 """
+
+
+def _check_types(path: Path, obj: Any, fields: dict[str, type]) -> None:
+    """``obj`` is a JSON object whose ``fields``, where present, have the JSON types gankit writes."""
+    if not isinstance(obj, dict):
+        raise GankitError(f"{path}: expected a JSON object, found {_json_type(obj)} (damaged?)")
+    for key, want in fields.items():
+        if obj.get(key) is not None and not isinstance(obj[key], want):
+            raise GankitError(f"{path}: {key!r} is {_json_type(obj[key])}, expected {_json_type(want())} "
+                              f"(damaged?)")
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(v), "a number")
 
 
 def build_report(run_dir: str | os.PathLike, max_frames: int = 60) -> str:
@@ -146,13 +166,19 @@ def build_report(run_dir: str | os.PathLike, max_frames: int = 60) -> str:
         config = json.loads((run_dir / "config.json").read_text())
     except ValueError as e:
         raise GankitError(f"{run_dir / 'config.json'}: not valid JSON ({e})") from None
+    _check_types(run_dir / "config.json", config, {"model": dict, "loss": dict, "preset": str})
     try:
         manifest = json.loads((run_dir / "manifest.json").read_text())
-    except (OSError, ValueError):
+    except OSError:  # a run folder from before manifests, or a copy without it: the report leaves it out
         manifest = {}
+    except ValueError:
+        raise GankitError(f"{run_dir / 'manifest.json'}: not valid JSON (damaged?); restore it, or move it away "
+                          f"for a report without it") from None
+    _check_types(run_dir / "manifest.json", manifest, {"dataset": dict, "parameters": dict, "versions": dict,
+                                                        "argv": list, "invocations": list})
     log = read_log_tolerant(run_dir / "log.csv")
     steps = log.get("step", [])
-    metrics = read_metrics(run_dir)
+    rows = evals.read_evaluations(run_dir)
     ds = manifest.get("dataset") or {}
     params = manifest.get("parameters") or {}
     last_step = int(steps[-1]) if steps else 0
@@ -161,7 +187,7 @@ def build_report(run_dir: str | os.PathLike, max_frames: int = 60) -> str:
         ("preset", config.get("preset")), ("dataset", f"{ds.get('name')} ({ds.get('size')} images, shape "
                                                      f"{ds.get('shape')})" if ds else None),
         ("model", (config.get("model") or {}).get("arch")),
-        ("parameters", ", ".join(f"{k} {v:,}" for k, v in params.items()) if params else None),
+        ("parameters", ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in params.items()) if params else None),
         ("loss", (config.get("loss") or {}).get("name")),
         ("steps logged", f"{last_step} of {manifest.get('total_steps', '?')}"),
         ("epochs logged", int(log["epoch"][-1]) if log.get("epoch") else None),
@@ -195,7 +221,7 @@ def build_report(run_dir: str | os.PathLike, max_frames: int = 60) -> str:
 <p class="muted">gankit report of {escape(str(run_dir))}, written {time.strftime('%Y-%m-%d %H:%M')}</p>
 <h2>At a glance</h2>{glance}
 <h2>Training curves</h2><div class="charts">{curves}</div>
-<h2>Evaluation metrics</h2>{_metric_charts(metrics)}
+<h2>Evaluations</h2>{_evaluations(rows)}
 <h2>Samples across training</h2><div class="gallery">{figures or '<p class="muted">No sample grids.</p>'}</div>
 <h2>Training animation</h2>{anim_html}
 <h2>Config</h2><pre>{escape(json.dumps(config, indent=2, sort_keys=True))}</pre>

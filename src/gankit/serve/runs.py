@@ -1,7 +1,9 @@
 """Run folders the studio serves: discovery under a root, lazy loading, reload on a new checkpoint, cards.
 
 Requests name a run by its *id* (its folder relative to the root, e.g. ``fm`` or ``sweep/lr1e-3``), which is
-only ever looked up in the table built at start-up: no string from a request is joined to a path.
+only ever looked up in the table built at start-up: no string from a request is joined to a path. Links are
+not followed out of the served folder: a run folder, checkpoint or evaluation file whose real path is outside
+it is skipped at start-up and refused if a link appears later.
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import GankitError
+from .evals import read_evaluations
 
 MAX_DEPTH = 3  # how deep below RUNS_ROOT run folders are looked for
 MAX_RUNS = 500
@@ -21,17 +24,22 @@ MAX_RUNS = 500
 
 @dataclass
 class Run:
-    """One servable checkpoint. ``run_dir`` is None for a bare checkpoint file outside a run folder."""
+    """One servable checkpoint. ``run_dir`` is None for a bare checkpoint file outside a run folder; ``root``
+    (resolved) is the served folder, which the checkpoint and the files read from ``run_dir`` must stay in
+    (None: a checkpoint file named on the command line, served as given)."""
 
     id: str
     checkpoint: Path
     run_dir: Path | None
+    root: Path | None = None
     _gen: Any = None
     _version: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def version(self) -> tuple[int, int]:
         """(mtime_ns, size) of the checkpoint: a new file (the run trained on) means a new version."""
+        if self.root is not None and not _inside(self.checkpoint, self.root):
+            raise GankitError(f"run {self.id!r}: its checkpoint links outside the served folder; not served")
         try:
             st = self.checkpoint.stat()
         except OSError:
@@ -54,9 +62,18 @@ def _is_run_dir(p: Path) -> bool:
     return (p / "checkpoints" / "last.pt").is_file()
 
 
-def discover(path: str | os.PathLike) -> dict[str, Run]:
+def _inside(path: Path, root: Path) -> bool:
+    """Whether the real path of ``path`` (links followed) is ``root`` or below it."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return False
+
+
+def discover(path: str | os.PathLike, log: Callable[[str], None] | None = None) -> dict[str, Run]:
     """Runs to serve from a checkpoint file, a run folder, or a folder holding run folders (up to
-    ``MAX_DEPTH`` levels down). Ids are folder paths relative to the root, sorted."""
+    ``MAX_DEPTH`` levels down). Ids are folder paths relative to the root, sorted. Folders and checkpoints
+    that link outside the root are skipped, each with a line to ``log``."""
     root = Path(path).expanduser()
     if root.is_file():
         parent = root.parent.parent if root.parent.name == "checkpoints" else None
@@ -65,10 +82,16 @@ def discover(path: str | os.PathLike) -> dict[str, Run]:
         return {name: Run(name, root, run_dir)}
     if not root.is_dir():
         raise GankitError(f"{root}: no such file or folder; give a run folder, a checkpoint or a folder of runs")
+    real_root = root.resolve()
+    say = log or (lambda _msg: None)
     if _is_run_dir(root):
-        name = root.resolve().name or "run"
-        return {name: Run(name, root / "checkpoints" / "last.pt", root)}
+        if not _inside(root / "checkpoints" / "last.pt", real_root):
+            raise GankitError(f"{root}: checkpoints/last.pt links outside the run folder; serve the folder it "
+                              f"links to, or copy the checkpoint in")
+        name = real_root.name or "run"
+        return {name: Run(name, root / "checkpoints" / "last.pt", root, real_root)}
     found: dict[str, Run] = {}
+    skipped = 0
     frontier = [root]
     for _ in range(MAX_DEPTH):
         nxt = []
@@ -78,16 +101,25 @@ def discover(path: str | os.PathLike) -> dict[str, Run]:
             except OSError:
                 continue
             for c in children:
-                if _is_run_dir(c):
-                    rid = c.relative_to(root).as_posix()
-                    found[rid] = Run(rid, c / "checkpoints" / "last.pt", c)
+                rid = c.relative_to(root).as_posix()
+                if not _inside(c, real_root):
+                    skipped += 1
+                    say(f"skipping {rid}: a link to a folder outside {root}")
+                elif _is_run_dir(c):
+                    if _inside(c / "checkpoints" / "last.pt", real_root):
+                        found[rid] = Run(rid, c / "checkpoints" / "last.pt", c, real_root)
+                    else:
+                        skipped += 1
+                        say(f"skipping {rid}: its checkpoints/last.pt links outside {root}")
                 else:
                     nxt.append(c)
         frontier = nxt
         if len(found) > MAX_RUNS:
             raise GankitError(f"{root} holds more than {MAX_RUNS} runs; serve a smaller folder")
     if not found:
-        raise GankitError(f"{root}: no run folders (with checkpoints/last.pt) in it or {MAX_DEPTH} levels below")
+        links = f" ({skipped} linking outside it skipped)" if skipped else ""
+        raise GankitError(f"{root}: no run folders (with checkpoints/last.pt) in it or {MAX_DEPTH} levels "
+                          f"below{links}")
     return dict(sorted(found.items()))
 
 
@@ -99,29 +131,15 @@ def num_classes(gen) -> int:
     return int(getattr(model, "num_classes", 0) or 0)
 
 
-def read_metrics(run_dir: Path | None) -> list[dict[str, Any]]:
-    """Rows of ``metrics.jsonl`` (one JSON object per evaluation, with ``step``); bad lines are skipped."""
-    if run_dir is None:
-        return []
-    path = run_dir / "metrics.jsonl"
-    rows = []
+def _read_json(run: Run, name: str) -> dict[str, Any]:
+    """A JSON object from the run folder ({} when missing, damaged, not an object or linking outside)."""
+    if run.run_dir is None:
+        return {}
+    path = run.run_dir / name
+    if run.root is not None and not _inside(path, run.root):
+        return {}
     try:
-        text = path.read_text()
-    except OSError:
-        return []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
-            rows.append(row)
-    return sorted(rows, key=lambda r: r["step"])
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        out = json.loads(path.read_text())
+        out = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except (OSError, ValueError):
         return {}
     return out if isinstance(out, dict) else {}
@@ -138,13 +156,17 @@ def _finite(v: Any) -> Any:
     return v
 
 
+def evaluations(run: Run) -> list[dict[str, Any]]:
+    """Every score of every evaluation of the run (rows of :func:`gankit.serve.evals.read_evaluations`)."""
+    return read_evaluations(run.run_dir, run.root)
+
+
 def card(run: Run) -> dict[str, Any]:
     """The model card: what was trained on what, for how long, and how it scored (JSON-ready)."""
     gen = run.generator()
-    manifest = _read_json(run.run_dir / "manifest.json") if run.run_dir else {}
+    manifest = _read_json(run, "manifest.json")
     cfg = gen.config
     dataset = manifest.get("dataset", {}) if isinstance(manifest.get("dataset"), dict) else {}
-    metrics = read_metrics(run.run_dir)
     k = num_classes(gen)
     return _finite({
         "run": run.id,
@@ -161,7 +183,6 @@ def card(run: Run) -> dict[str, Any]:
         "num_classes": k,
         "started": manifest.get("started"),
         "git_revision": manifest.get("git_revision"),
-        "metrics": metrics[-1] if metrics else None,
-        "metrics_history": metrics,
+        "evaluations": evaluations(run),
         "config": cfg.to_dict(),
     })

@@ -43,8 +43,11 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 600) -> tuple[np.
 
 
 def line_chart(series: list[tuple[str, list[float], list[float]]], title: str, xlabel: str = "step",
-               ylim: tuple[float, float] | None = None, hline: float | None = None) -> str:
-    """An SVG chart of ``series`` = [(label, xs, ys), ...]; non-finite points are dropped."""
+               ylim: tuple[float, float] | None = None, hline: float | None = None,
+               hline_label: str | None = None, xlim: tuple[float, float] | None = None) -> str:
+    """An SVG chart of ``series`` = [(label, xs, ys), ...]; non-finite points are dropped. ``hline``: a level
+    drawn dashed across the chart (inside the y range unless ``ylim`` is given), named in the legend by
+    ``hline_label``. ``xlim``: the x range (default: the data's), e.g. to share one axis across charts."""
     clean = []
     for label, xs, ys in series:
         x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
@@ -59,11 +62,15 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], title: str, x
         return "".join(out)
     x0 = min(float(c[1].min()) for c in clean)
     x1 = max(float(c[1].max()) for c in clean)
+    if xlim is not None:
+        x0, x1 = min(x0, xlim[0]), max(x1, xlim[1])
     if ylim is not None:
         y0, y1 = ylim
     else:
         y0 = min(float(c[2].min()) for c in clean)
         y1 = max(float(c[2].max()) for c in clean)
+        if hline is not None and math.isfinite(hline):
+            y0, y1 = min(y0, hline), max(y1, hline)
         pad = (y1 - y0) * 0.05 or abs(y0) * 0.05 or 1.0
         y0, y1 = y0 - pad, y1 + pad
     if x1 <= x0:
@@ -88,6 +95,11 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], title: str, x
     if hline is not None and y0 <= hline <= y1:
         out.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{sy(hline):.1f}" y2="{sy(hline):.1f}" '
                    f'stroke="#98a2b3" stroke-dasharray="4 3"/>')
+        if hline_label:
+            lx = LEFT + len(clean) * 130
+            out.append(f'<line x1="{lx}" x2="{lx + 16}" y1="{TOP - 10}" y2="{TOP - 10}" stroke="#98a2b3" '
+                       f'stroke-dasharray="4 3" stroke-width="2"/><text x="{lx + 20}" y="{TOP - 6}">'
+                       f'{escape(hline_label)} {_fmt(hline)}</text>')
     for i, (label, x, y) in enumerate(clean):
         color = COLORS[i % len(COLORS)]
         yc = np.clip(y, y0, y1)
