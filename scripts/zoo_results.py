@@ -3,12 +3,12 @@
 Sections (each run's scores are cached as result.json in its run folder, so a rerun only retrains what is
 missing; pass --force to retrain):
 
-- ``toy``: ring8 and grid25, PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and ``gan-*`` (the same networks without
+- ``toy``: ring8 and grid25, docs/PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and ``gan-*`` (the same networks without
   packing: PacGAN's own "GAN" baseline), ``--seeds`` seeds each (``--jobs N`` trains N runs at once); 2,500
   samples per run scored by gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to
   the published table. On a GPU: ``--device cuda --cuda-graphs --ensemble`` (each method's 10 runs train as one
   batched network).
-- ``stacked``: PROTOCOLS.md §2's mode count (1,000 modes, 26,000 samples) for ``dcgan-stacked-mnist`` and
+- ``stacked``: docs/PROTOCOLS.md §2's mode count (1,000 modes, 26,000 samples) for ``dcgan-stacked-mnist`` and
   ``pacgan-stacked-mnist`` at an equal wall-clock budget (``--stacked-seconds``; ``--jobs 2`` trains both at once,
   so they share one window of the machine), from ``--stacked-base``: MNIST where the machine has it,
   Fashion-MNIST by default (offline), next to the floor of 26,000 real stacks read by the same classifier.
@@ -48,7 +48,7 @@ from gankit.config import DataConfig, preset_config
 from gankit.train.loop import Trainer
 
 FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist package
-# PROTOCOLS.md §1, quoted from the papers (modes, % high quality; ± where the paper gives it).
+# docs/PROTOCOLS.md §1, quoted from the papers (modes, % high quality; ± where the paper gives it).
 PUBLISHED = [
     ("GAN (VEEGAN Tab. 1)", "1 / 99.3", "3.3 / 0.5"),
     ("Unrolled GAN (VEEGAN Tab. 1)", "7.6 / 35.6", "23.6 / 16"),
@@ -235,7 +235,7 @@ def _cached(job: tuple) -> dict | None:
 
 def run_toy(args) -> list[str]:
     budgets = [int(e) for e in str(args.toy_epochs).split(",")]
-    lines = ["## 2-D mixtures (PROTOCOLS.md §1)", "", _generated(args, "toy"), "",
+    lines = ["## 2-D mixtures (docs/PROTOCOLS.md §1)", "", _generated(args, "toy"), "",
              f"{args.seeds} seeds per method and mixture (train.seed = data.seed = 0..{args.seeds - 1}); 2,500 samples "
              f"per run scored by gankit.metrics.mixtures; mean ± standard error over the seeds. The protocol trains "
              f"400 epochs; as in the authors' code an epoch is 1,000 steps of 100 packs for every method (their "
@@ -250,7 +250,7 @@ def run_toy(args) -> list[str]:
         lines += _toy_table(args, epochs)
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps(dict(sorted(SCORES.items())), indent=1) + "\n")
-    lines += ["Published (modes / % high quality), PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |",
+    lines += ["Published (modes / % high quality), docs/PROTOCOLS.md §1:", "", "| method | ring8 | grid25 |",
               "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED]
     return lines + [""]
@@ -418,7 +418,8 @@ def run_fashion(args) -> list[str]:
     lines = ["## Fashion-MNIST at equal wall-clock", "", _generated(args, "fashion"), "",
              f"Each preset trains for {args.fashion_seconds:.0f} s of wall-clock on {args.device_name}, then G "
              f"(G_ema where the preset keeps one) draws 10,000 samples. FD, precision/recall (k = 3) and classes in "
-             f"the features of gankit's Fashion-MNIST classifier (PROTOCOLS.md §4; comparable only within gankit):",
+             f"the features of gankit's Fashion-MNIST classifier (docs/PROTOCOLS.md §4; comparable only within "
+             f"gankit):",
              f"{ev.get('architecture', '?')}, test accuracy {100 * ev.get('test_accuracy', float('nan')):.2f} %, "
              f"feature layer {ev.get('feature_layer', '?')}, sha256 {str(ev.get('sha256', '?'))[:12]}; "
              f"real-vs-real FD floor {_fmt(res[0][1]['fd_floor'])}. The machine is shared: the steps column shows "
@@ -469,7 +470,7 @@ def _stacked_train(job: tuple) -> tuple[Path, dict]:
 
 
 def run_stacked(args) -> list[str]:
-    """PROTOCOLS.md §2 (modes out of 1,000, KL to uniform, 26,000 samples) for the two stacked presets at an equal
+    """docs/PROTOCOLS.md §2 (modes out of 1,000, KL to uniform, 26,000 samples) for the two stacked presets at an equal
     wall-clock budget, from ``--stacked-base`` (MNIST where a machine has it; Fashion-MNIST offline). The real floor
     scores 26,000 real training stacks the same way: what a perfect generator would show through this classifier."""
     from gankit.data import load_dataset
@@ -513,7 +514,7 @@ def run_stacked(args) -> list[str]:
     side_by_side = (" (both trained at once, one process each, so they shared the machine alike; the steps column "
                     "shows what each budget bought: a batch of 64 is 32 packs of 2 for the PacGAN D, whose deeper "
                     "layers then do half the work)") if args.jobs > 1 else ""
-    lines = [f"## Stacked {args.stacked_name} (PROTOCOLS.md §2)", "", _generated(args, "stacked"), "",
+    lines = [f"## Stacked {args.stacked_name} (docs/PROTOCOLS.md §2)", "", _generated(args, "stacked"), "",
              f"PacGAN's Table 2 protocol on stacks of {args.stacked_name}: each training image stacks 3 images drawn "
              f"uniformly from the source's train + test sets as its 3 channels (128,000 stacks); a sample's mode is "
              f"100·c1 + 10·c2 + c3, each channel read by gankit's {card.get('dataset', '?')} classifier (test "

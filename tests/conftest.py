@@ -42,3 +42,29 @@ def fashion_dir() -> Path:
     if not (FASHION_SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
     return FASHION_SYSTEM_DIR
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def refused(capsys):
+    """``refused(args, root, match)``: the CLI refuses ``args`` the way every bad input must be refused (exit 2,
+    one stderr line ``gankit: error: ...`` matching the regex ``match``), and nothing below the folder ``root``
+    was created, changed or removed. Returns the line."""
+    import re
+
+    from gankit import cli
+
+    def check(args: list[str], root: Path, match: str) -> str:
+        before = _tree(root)
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith("gankit: error: ") and err.count("\n") == 1, err
+        assert re.search(match, err), err
+        assert _tree(root) == before
+        return err.strip()
+    return check

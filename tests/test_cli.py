@@ -108,3 +108,40 @@ def test_abbreviated_options_are_not_guessed(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", "--epoch", "3", "--dry-run"]) == 2
     assert "unrecognized argument '--epoch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["train", "--steps", "x"], r"argument --steps: invalid int value: 'x'; see 'gankit train --help'$"),
+    (["train", "--epochs", "1.5"], r"argument --epochs: invalid int value: '1\.5'"),
+    (["train", "--nproc", "two"], r"argument --nproc: invalid int value: 'two'"),
+    (["sample", "run", "--n", "x", "--out", "o.npz"], r"argument --n: invalid int value: 'x'; see 'gankit sample"),
+    (["sample", "run"], r"the following arguments are required: --out; see 'gankit sample --help'$"),
+    (["report", "run", "--max-frames", "x"], r"argument --max-frames: invalid int value: 'x'; see 'gankit report"),
+    (["serve", "run", "--port", "http"], r"argument --port: invalid int value: 'http'"),
+    (["evaluator", "fit"], r"argument action: invalid choice: 'fit' \(choose from"),
+    (["trian"], r"argument COMMAND: invalid choice: 'trian' \(choose from 'train'.*; see 'gankit --help'$"),
+    (["theory", "--seed", "x"], r"argument --seed: invalid seed 'x': expected an integer"),
+    (["eval", "run", "--seed", str(2**70)], rf"argument --seed: seed {2**70} is outside \[0, 4294967295\]"),
+    (["evaluator", "train", "--dataset", "digits", "--seed", str(2**70)], r"argument --seed: seed \d+ is outside"),
+    (["theory", "--quick", "--seed", str(2**70)], r"argument --seed: seed \d+ is outside"),
+])
+def test_usage_errors_are_one_line_without_the_usage_block(args, msg, refused, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(args, tmp_path, msg)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--seed", str(2**70)], rf"train\.seed must be in \[0, 4294967295\] \(32 bits\), got {2**70}$"),
+    (["--train.seed", str(2**64)], r"train\.seed must be in \[0, 4294967295\]"),
+    (["--train.log_every", "2000000000"], r"train\.log_every must be in \[1, 1000000\], got 2000000000$"),
+    (["--seeds", "0-100000000000"], r"--seeds '0-100000000000': at most 256 runs train together$"),
+    (["--seeds", f"0,{2**70}"], r"train\.seed must be in \[0, 4294967295\]"),
+    (["--nproc", "100000"], r"--nproc 100000 is more processes than this machine has CPU cores \(\d+\) or GPUs"),
+    (["--eval-every", "1", "--eval-metrics", "fd99999999999k"], r"metric 'fd99999999999k': 99,999,999,999,000 "
+                                                                r"samples is more than a metric draws"),
+])
+def test_values_that_failed_after_the_run_folder_now_fail_before_it(args, msg, refused, tmp_path):
+    """--seed 2**70 and --train.log_every 2e9 used to end in a traceback after the run folder was written (a rerun
+    then said 'already holds files'); --seeds 0-1e11 filled the memory and --nproc 100000 started that many
+    processes."""
+    refused(["train", "--dataset", "digits", "--steps", "2", "--out", tmp_path / "run", *args], tmp_path, msg)

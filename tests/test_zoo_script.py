@@ -147,7 +147,7 @@ def test_stacked_section_scores_both_presets_and_the_real_floor(tmp_path, monkey
             "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert zoo.main(argv) == 0
     text = out.read_text()
-    assert "## Stacked IDX images (PROTOCOLS.md §2)" in text
+    assert "## Stacked IDX images (docs/PROTOCOLS.md §2)" in text
     floor = json.loads((tmp_path / "runs" / "stacked" / "real_floor.json").read_text())
     assert floor["n"] == 26_000 and floor["modes"] >= 990 and 0.01 < floor["kl_to_uniform"] < 0.035
     assert f"| real stacks (floor) | | | {floor['modes']} | {floor['kl_to_uniform']:.3f} |" in text

@@ -1,6 +1,7 @@
 """The documented Python API; the CLI is a thin layer over these functions."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -10,9 +11,11 @@ import torch
 
 from .config import RunConfig, preset_config
 from .data import Dataset
+from .device import resolve_device
 from .errors import GankitError
 from .images import save_grid, to_numpy_uint8
 from .io import atomic_write
+from .memory import check_fits, check_sampling_fits
 from .models import build_generator
 from .train.checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint
 from .train.loop import RunResult, Trainer
@@ -64,7 +67,8 @@ class LoadedGenerator:
         self.config = RunConfig.from_dict(state["config"])
         self.img_shape = tuple(state["img_shape"])
         self.step = int(state.get("step", 0))
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
+        check_sampling_fits(self.config.model, self.img_shape, str(path), self.device)  # before allocating G
         self.G = build_generator(self.config.model, self.img_shape)
         # G_ema (an average of G's weights, kept when optim.ema_beta > 0) samples better than G: prefer it
         self.weights = "G_ema" if "G_ema" in state else "G"
@@ -87,6 +91,8 @@ class LoadedGenerator:
         them sample i gets class i mod num_classes."""
         if z is None:
             _check_count(n)
+            check_fits(n * math.prod(self.img_shape) * 9, f"{n:,} samples of shape {list(self.img_shape)}",
+                       "ask for fewer samples")  # float32 batches, their concatenation, then uint8 images
             z = latents(n, self.z_dim, seed)
         k = self.config.model.num_classes if self.config.model.cond != "none" else 0
         if k:
@@ -183,5 +189,6 @@ def _check_count(n: int) -> None:
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
     """Rebuild the generator of a run folder or checkpoint file (no code is unpickled)."""
+    device = resolve_device(device)  # a bad --device fails before the file is read
     p = resolve_checkpoint(path)
     return LoadedGenerator(load_checkpoint(p), p, device)

@@ -39,8 +39,16 @@ Run 'gankit COMMAND --help' for a command's options.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors (a missing or ill-typed option) are one line, like every other error:
+    a :class:`GankitError` that :func:`main` prints, instead of the usage block and ``sys.exit``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise GankitError(f"{message}; see '{self.prog} --help'")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gankit", description="Train, sample and study GANs, offline-first.",
+    p = _Parser(prog="gankit", description="Train, sample and study GANs, offline-first.",
                                 allow_abbrev=False,
                                 epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")

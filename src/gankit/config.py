@@ -22,6 +22,26 @@ def _check(cond: bool, msg: str) -> None:
         raise GankitError(msg)
 
 
+# Seeds are 32-bit: gankit derives further seeds from them (seed + 2, (seed + 1) * 1_000_003 + rank) that torch
+# needs within 64 bits.
+MAX_SEED = 2**32 - 1
+# train.log_every sizes a (log_every, 4) float32 buffer on the device: a million rows is 16 MB.
+MAX_LOG_EVERY = 1_000_000
+
+
+def seed_arg(text: str) -> int:
+    """The argparse type of a ``--seed`` option: an integer in [0, MAX_SEED]."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {value} is outside [0, {MAX_SEED}] (32 bits)")
+    return value
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the training images come from.
@@ -189,11 +209,12 @@ class TrainConfig:
         _check(self.epochs is None or self.epochs > 0, f"train.epochs must be positive, got {self.epochs}")
         _check(self.steps is None or self.steps > 0, f"train.steps must be positive, got {self.steps}")
         _check(self.epochs is not None or self.steps is not None, "set train.epochs or train.steps")
-        _check(self.seed >= 0, f"train.seed must be >= 0, got {self.seed}")
+        _check(0 <= self.seed <= MAX_SEED, f"train.seed must be in [0, {MAX_SEED}] (32 bits), got {self.seed}")
         _check(self.d_steps >= 1, f"train.d_steps must be >= 1, got {self.d_steps}")
         _check(self.updates in ("alternating", "simultaneous"),
                f"train.updates must be alternating or simultaneous, got {self.updates!r}")
-        _check(self.log_every >= 1, f"train.log_every must be >= 1, got {self.log_every}")
+        _check(1 <= self.log_every <= MAX_LOG_EVERY,
+               f"train.log_every must be in [1, {MAX_LOG_EVERY}], got {self.log_every}")
         _check(self.sample_every >= 0, f"train.sample_every must be >= 0, got {self.sample_every}")
         _check(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(1 <= self.grid_size <= 1024, f"train.grid_size must be in [1, 1024], got {self.grid_size}")
@@ -247,7 +268,7 @@ _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 4
            "model.g_norm_slots": 4, "model.bn_momentum": 0.05,
            "optim.beta1": 0.8, "train.batch_size": 400, "train.epochs": 400, "train.updates": "simultaneous",
            "train.sample_every": 50, "train.checkpoint_every": 0}
-# PacGAN's 2-D setting (PROTOCOLS.md §1, as in the authors' code): weights N(0, 0.02); each D batch holds 100 packs.
+# PacGAN's 2-D setting (docs/PROTOCOLS.md §1, as in the authors' code): weights N(0, 0.02); 100 packs per D batch.
 # The authors' training set holds 100,000 *packs* (each of m points drawn from the 100,000-point sample), so one
 # epoch is 1,000 steps whatever m, and 400 epochs are 400,000 steps. PacGAN4 draws 400 points per step
 # (train.batch_size counts points), so its presets hold 400,000 points (data.size): 1,000 steps per epoch as well.
@@ -287,7 +308,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "gan-grid25": ("PacGAN's own GAN baseline on grid25: the pacgan-grid25 networks and training, no packing",
                    {**_PACGAN, "data.name": "grid25", "model.pack": 1, "model.g_norm_slots": 1,
                     "train.batch_size": 100}),
-    "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, PROTOCOLS.md §2): D convs 64-128-256-512, "
+    "dcgan-stacked-mnist": ("DCGAN on stacked MNIST (1,000 modes, docs/PROTOCOLS.md §2): D convs 64-128-256-512, "
                             "G mirrored (2x2x512 up to 28x28x3), Adam 2e-4/0.5, batch 64, 50 epochs",
                             {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "model.g_layers": 4,
                              "train.epochs": 50}),

@@ -170,3 +170,23 @@ def test_idx_folder_errors(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(2, np.uint8))
     with pytest.raises(GankitError, match=r"train-labels-idx1-ubyte\.gz: 2 labels for 3 images"):
         load_dataset(DataConfig(name="idx", dir=str(tmp_path)))
+
+
+def test_a_folder_too_large_for_the_memory_is_refused_after_its_first_image(tmp_path, monkeypatch):
+    for i in range(20):
+        Image.fromarray(_gray(i, (256, 256))).save(tmp_path / f"{i:02d}.png")
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "1M")
+    with pytest.raises(GankitError, match=rf"^{tmp_path}: 20 images of 256x256 would need 2\.5 MB, more than the "
+                                          r"1\.0 MB of memory set by GANKIT_MEMORY_LIMIT; use fewer images"):
+        load_image_folder(tmp_path)
+
+
+def test_a_9000x9000_png_is_refused_before_the_run_folder(tmp_path, refused, monkeypatch):
+    """It decodes (81 M pixels, under Pillow's bomb limit), but an MLP on it would have 21 G weights."""
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "64G")
+    imgs = tmp_path / "big"
+    imgs.mkdir()
+    Image.new("L", (9000, 9000)).save(imgs / "big.png")
+    refused(["train", "--dataset", "folder", "--data-dir", imgs, "--batch-size", "1", "--steps", "1", "--out",
+             tmp_path / "run"], tmp_path, r"training G and D on data of shape \[1, 9000, 9000\] "
+                                          r"\([\d,]+ weights; [\d,]+ layer outputs per batch of 1\) would need")

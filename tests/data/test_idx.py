@@ -265,3 +265,27 @@ def test_zero_sized_header_with_a_huge_dimension_is_refused():
     head = bytes([0, 0, 8, 4]) + b"".join(int(d).to_bytes(4, "big") for d in (0, 2**32 - 1, 5, 2**32 - 1))
     with pytest.raises(GankitError, match="absurd size"):
         parse_idx(head)
+
+
+def test_a_gzipped_file_is_sized_from_its_header_before_it_is_unpacked(tmp_path, monkeypatch):
+    """A few KB of gzip can unpack to gigabytes: the header is read first and the size checked."""
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(p, np.zeros((20, 256, 256), np.uint8))
+    assert p.stat().st_size < 10_000
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "2M")
+    with pytest.raises(GankitError, match=rf"^{p}: 20x256x256 values of uint8 would need 2\.5 MB, more than the "
+                                          r"2\.0 MB of memory set by GANKIT_MEMORY_LIMIT; use a subset of the data$"):
+        read_idx(p)
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "3M")
+    assert read_idx(p).shape == (20, 256, 256)
+
+
+def test_one_3000x3000_image_is_refused_before_the_run_folder(tmp_path, refused, monkeypatch):
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "64G")  # an MLP on it needs 86 GB to train
+    d = tmp_path / "idx"
+    d.mkdir()
+    write_idx(d / "train-images-idx3-ubyte.gz", np.zeros((1, 3000, 3000), np.uint8))
+    refused(["train", "--dataset", "idx", "--data-dir", d, "--batch-size", "1", "--steps", "1", "--out",
+             tmp_path / "run"], tmp_path, r"training G and D on data of shape \[1, 3000, 3000\] "
+                                          r"\(2,313,013,185 weights; [\d,]+ layer outputs per batch of 1\) would need "
+                                          r"86\.\d GB")

@@ -259,3 +259,21 @@ def test_stacked_from_fashion(fashion_dir):
     ds = load_dataset(DataConfig(name="stacked-mnist", base="fashion-mnist", dir=str(fashion_dir), size=2000))
     assert ds.images.shape == (2000, 3, 28, 28) and "70000 images" in ds.source
     assert int(ds.labels.max()) < 1000
+
+
+@pytest.mark.parametrize("name,size", [("ring8", 10**11), ("grid25", 10**10), ("mog1d", 10**11)])
+def test_a_mixture_too_large_for_the_memory_is_refused_before_sampling(name, size, refused, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "64G")
+    refused(["train", "--dataset", name, "--data.size", str(size), "--out", tmp_path / "run"], tmp_path,
+            rf"the {name} dataset of {size:,} points \(data\.size\) would need [\d.]+ [GT]B, more than the "
+            rf"64\.0 GB of memory set by GANKIT_MEMORY_LIMIT; lower data\.size$")
+
+
+def test_stacked_mnist_too_large_for_the_memory_is_refused_before_stacking(refused, tmp_path):
+    src = tmp_path / "digits"
+    src.mkdir()
+    write_idx(src / "train-images-idx3-ubyte.gz", np.zeros((10, 28, 28), np.uint8))
+    write_idx(src / "train-labels-idx1-ubyte.gz", np.arange(10, dtype=np.uint8))
+    refused(["train", "--dataset", "stacked-mnist", "--data.base", "idx", "--data-dir", src, "--data.size",
+             str(10**11), "--out", tmp_path / "run"], tmp_path,
+            r"stacked-mnist of 100,000,000,000 images \(data\.size\) would need [\d.]+ TB")

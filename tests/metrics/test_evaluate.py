@@ -29,6 +29,11 @@ def test_metric_names_carry_their_protocol():
                      ("pr_k0", "k must be >= 1"), ("stacked5k", "unknown metric")):
         with pytest.raises(GankitError, match=msg):
             parse_metric(bad)
+    assert parse_metric("fd1000k").n == 1_000_000  # the most a metric draws; a typo of more never runs for days
+    with pytest.raises(GankitError, match=r"^metric 'fd1001k': 1,001,000 samples is more than a metric draws"):
+        parse_metric("fd1001k")
+    with pytest.raises(GankitError, match=r"^metric 'kid': 100,000,000,000 samples is more than a metric draws"):
+        parse_metric("kid", default_n=10**11)
 
 
 def _counting(sampler, sizes):

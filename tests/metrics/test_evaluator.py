@@ -88,7 +88,7 @@ def test_training_is_seeded():
 
 
 def test_stacked_digits_a_uniform_sampler_covers_the_1000_modes(digits_evaluator):
-    """Stand-in for Stacked MNIST (PROTOCOLS.md §2): three digits images per sample, read by the digits
+    """Stand-in for Stacked MNIST (docs/PROTOCOLS.md §2): three digits images per sample, read by the digits
     classifier. A sampler of real stacks, uniform over the source, covers ~1,000 modes with KL ~ 0.02 at 26,000
     samples (the finite-sample floor: E KL ~ 999 / (2 x 26,000) = 0.019)."""
     from gankit.metrics import evaluate

@@ -1,4 +1,4 @@
-"""The published protocols: 2-D mixtures (PROTOCOLS.md §1) and Parzen windows (§3)."""
+"""The published protocols: 2-D mixtures (docs/PROTOCOLS.md §1) and Parzen windows (§3)."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,5 @@
 """Toy nets (models/toy.py): maxout arithmetic against a direct max over pieces; PacGAN's 2-D networks
-(PROTOCOLS.md §1) pinned layer by layer and by exact parameter counts."""
+(docs/PROTOCOLS.md §1) pinned layer by layer and by exact parameter counts."""
 from __future__ import annotations
 
 import pytest
@@ -65,7 +65,8 @@ def _count(module: nn.Module) -> int:
 
 @pytest.mark.parametrize("name,m", [("pacgan-ring8", 4), ("gan-ring8", 1)])
 def test_pacgan_networks_match_the_protocol(name, m):
-    """PROTOCOLS.md §1: G = MLP 4×400 BN + ReLU, z 2-D, output 2; D = 3 maxout layers 200 × 5, m samples packed."""
+    """docs/PROTOCOLS.md §1: G = MLP 4×400 BN + ReLU, z 2-D, output 2; D = 3 maxout layers 200 × 5, m samples
+    packed."""
     cfg = preset_config(name).model
     G, D = build_generator(cfg, (2,)), build_discriminator(cfg, (2,))
 

@@ -71,7 +71,7 @@ def test_dcgan_64_matches_the_paper_widths():
 
 
 def test_dcgan_d_layers_4_at_28_is_the_stacked_mnist_protocol_d():
-    """PROTOCOLS.md §2: D convs 64-128-256-512 with leaky ReLU and BN, here 28 -> 14 -> 7 -> 3 -> 1 pixels."""
+    """docs/PROTOCOLS.md §2: D convs 64-128-256-512 with leaky ReLU and BN, here 28 -> 14 -> 7 -> 3 -> 1 pixels."""
     cfg = ModelConfig(arch="dcgan", d_channels=64, d_norm="batch", d_layers=4, pack=2)
     D = build_discriminator(cfg, (3, 28, 28))
     convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
@@ -97,7 +97,7 @@ def _convt_sizes(G, z):
 
 
 def test_dcgan_g_layers_4_at_28_mirrors_the_stacked_mnist_d():
-    """PROTOCOLS.md §2's G mirrors its D: Linear to 512x2x2 (ceil(28 / 16)), then ConvT 512-256-128-64-3 growing
+    """docs/PROTOCOLS.md §2's G mirrors its D: Linear to 512x2x2 (ceil(28 / 16)), then ConvT 512-256-128-64-3 growing
     2 -> 4 -> 7 -> 14 -> 28, the DCGAN code's output sizes ceil(28 / 2^k); both stacked presets use it."""
     for preset in ("dcgan-stacked-mnist", "pacgan-stacked-mnist"):
         assert preset_config(preset).model.g_layers == 4

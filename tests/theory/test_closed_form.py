@@ -1,4 +1,4 @@
-"""Closed forms of Goodfellow et al. (2014) against PROTOCOLS.md §5 and against independent computations."""
+"""Closed forms of Goodfellow et al. (2014) against docs/PROTOCOLS.md §5 and against independent computations."""
 from __future__ import annotations
 
 import math

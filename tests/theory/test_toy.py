@@ -1,4 +1,4 @@
-"""ring8, the PROTOCOLS.md §1 scores, PacGAN packing, the Monte Carlo value and the energy distance."""
+"""ring8, the docs/PROTOCOLS.md §1 scores, PacGAN packing, the Monte Carlo value and the energy distance."""
 from __future__ import annotations
 
 import math

@@ -111,3 +111,81 @@ def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tiny_disk, cap
     state = load_checkpoint(out)  # the last complete checkpoint is still readable
     assert state["step"] > 0
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("img_shape", [-1, 8, 8], r"img_shape \[-1, 8, 8\] is not \(C, H, W\) or \(D,\) of sizes 1 to 65536"),
+    ("img_shape", [1, 100_000, 100_000], r"img_shape \[1, 100000, 100000\] is not \(C, H, W\)"),
+    ("img_shape", "1x8x8", r"img_shape '1x8x8' is not"),
+    ("img_shape", [1.5, 8, 8], r"img_shape \[1\.5, 8, 8\] is not"),
+    ("img_shape", [True, 8, 8], r"img_shape \[True, 8, 8\] is not"),
+    ("img_shape", [], r"img_shape \[\] is not"),
+    ("img_shape", [1, 1, 8, 8], r"img_shape \[1, 1, 8, 8\] is not"),
+    ("img_shape", [1, 30_000, 30_000], r"its G \(116,100,012,928 weights, images of shape \[1, 30000, 30000\]\) "
+                                       r"would need 432\.5 GB"),
+    ("step", "thirty", r"step 'thirty' is not an integer >= 0"),
+    ("step", -5, r"step -5 is not an integer >= 0"),
+    ("step", 2.5, r"step 2\.5 is not an integer >= 0"),
+    ("num_classes", "ten", r"num_classes 'ten' is not an integer >= 0"),
+    ("config", "seed", r"the checkpoint's config: config section <root> must be a mapping, got str"),
+    ("G", "weights", r"G is a str, not a state dict"),
+    ("G", {"net.0.weight": [1.0]}, r"the G weights hold something other than tensors"),
+    ("format_version", "1", r"checkpoint format version '1' is not a version number"),
+    ("lr_scale", "half", r"lr_scale 'half' is not in \(0, 1\]"),
+])
+def test_crafted_checkpoint_fields_are_refused_in_one_line(run, tmp_path, refused, field, value, msg):
+    bad = _rewrite(run, tmp_path, lambda s: s.update({field: value}))
+    refused(["sample", bad, "--out", tmp_path / "o.npz"], tmp_path, rf"^gankit: error: {bad}: {msg}")
+
+
+def test_a_crafted_checkpoint_in_a_run_folder_is_refused_on_resume(run, tmp_path, refused):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(run.run_dir, d)
+    ck = d / "checkpoints" / "last.pt"
+    ck.write_bytes(_rewrite(run, tmp_path, lambda s: s.update(step="thirty")).read_bytes())
+    refused(["train", "--resume", d, "--steps", "40"], tmp_path, r"last\.pt: step 'thirty' is not an integer")
+
+
+def test_foreign_files_say_what_they_are_without_warnings(run, tmp_path, refused):
+    """A raw pickle used to print torch's pickle-protocol warning before the error; a text file was said to hold
+    'pickled objects'."""
+    import pickle
+    import warnings
+
+    (tmp_path / "raw.pt").write_bytes(pickle.dumps({"G": [1, 2, 3]}, protocol=4))
+    (tmp_path / "notes.pt").write_text("a text file, not a checkpoint\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    cases = [("raw.pt", r"not a checkpoint file: a plain pickle, not a torch archive \(gankit never unpickles "
+                        r"objects\)"),
+             ("notes.pt", "not a checkpoint file: it holds text"), ("empty.pt", "not a checkpoint file: it is empty")]
+    for name, msg in cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            refused(["sample", tmp_path / name, "--out", tmp_path / "o.npz"], tmp_path, rf"{name}: {msg}$")
+        assert not caught, [str(w.message) for w in caught]
+    d = tmp_path / "textrun"
+    import shutil
+
+    shutil.copytree(run.run_dir, d)
+    (d / "checkpoints" / "last.pt").write_text("hello\n")
+    refused(["sample", d, "--out", tmp_path / "o.npz"], tmp_path, r"last\.pt: not a checkpoint file: it holds text$")
+    refused(["train", "--resume", d], tmp_path, r"last\.pt: not a checkpoint file: it holds text$")
+
+
+@pytest.mark.parametrize("damage", ["binary", "folder"])
+def test_resume_refuses_a_damaged_log_before_touching_the_run(run, tmp_path, refused, damage):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(run.run_dir, d)
+    log = d / "log.csv"
+    if damage == "binary":
+        log.write_bytes(bytes(range(256)) * 8)
+        msg = r"log\.csv: not a text file \(damaged\?\); move it away to resume"
+    else:
+        log.unlink()
+        log.mkdir()
+        msg = r"log\.csv is a folder, not the run's step log; move it away to resume"
+    refused(["train", "--resume", d, "--steps", "40"], tmp_path, msg)

@@ -63,9 +63,11 @@ def test_overwrite_refuses_foreign_files_and_deletes_nothing(run34, tmp_path, ca
     shutil.copytree(run34.run_dir, d)
     (d / "notes.txt").write_text("mine")
     (d / "samples" / "mine.png").write_bytes(b"not gankit's")
+    (d / "settings.json").write_text('{"metrics": "mine"}')  # JSON, but no gankit eval report
     before = _files(d)
     err = _cli_error(["train", "--dataset", "digits", "--steps", "3", "--out", str(d), "--overwrite"], capsys)
     assert "--overwrite" in err and "notes.txt" in err and "samples/mine.png" in err and "gankit did not write" in err
+    assert "settings.json" in err
     assert _files(d) == before  # refused before anything was deleted
 
 
@@ -80,6 +82,7 @@ def test_overwrite_removes_every_file_gankit_wrote_and_only_those(run34, tmp_pat
     (d / "checkpoints" / ".last.pt.ab12cd34.tmp").write_bytes(b"x")  # a killed atomic write
     shutil.copytree(run34.run_dir, d / "seed3")  # an old --seeds run's member folder
     (d / "ensemble.json").write_text('{"members": ["seed3"]}\n')
+    (d / "eval.json").write_text('{"run": {"step": 34}, "metrics": {"fd300": {"value": 12.5}}}\n')  # README's
     gankit.train(cfg(3, **{"train.checkpoint_every": 0}), d, overwrite=True, log=quiet)
     assert sorted(_files(d)) == ["checkpoints/last.pt", "config.json", "log.csv", "loss.png", "manifest.json",
                                  "samples/final.png"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GankitError
+from ..memory import check_fits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
 # what Pillow raises on damaged files while decoding (besides UnidentifiedImageError when opening)
@@ -48,6 +49,9 @@ def load_image_folder(folder: Path, resolution: int | None = None, channels: int
             raise GankitError(f"{p}: cannot read image ({' '.join(str(e).split())}); remove or replace it") from None
         if size is None:
             size = arr.shape
+            # the decoded images, then their stacked copy
+            check_fits(2 * len(paths) * arr.nbytes, f"{folder}: {len(paths):,} images of {arr.shape[1]}x"
+                       f"{arr.shape[0]}", "use fewer images or a smaller --data.resolution")
         elif arr.shape != size:
             raise GankitError(f"{p}: size {arr.shape[1]}x{arr.shape[0]} differs from the first image's "
                               f"{size[1]}x{size[0]}; pass --data.resolution N to resize all images")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GankitError
+from ..memory import check_fits
 
 # IDX type byte -> big-endian numpy dtype
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -34,14 +35,41 @@ def _read_bytes(path: Path) -> bytes:
         raise GankitError(f"{path}: cannot read ({e.strerror or e})") from None
     if data[:2] != b"\x1f\x8b":
         return data
+    _check_unpacked_size(data, path)
     try:
         return gzip.decompress(data)
     except (EOFError, OSError, zlib.error) as e:  # BadGzipFile is an OSError; a cut-off stream an EOFError
         raise GankitError(f"{path}: corrupt or truncated gzip stream ({e})") from None
 
 
+def _check_unpacked_size(gz: bytes, path: Path) -> None:
+    """Refuse a gzipped IDX file whose header claims more than the memory holds, before decompressing it (a
+    few MB of gzip can unpack to many GB). Damaged streams and headers are left to the full read to report."""
+    try:
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(gz, 4 + 4 * MAX_DIMS)
+        _, shape, dtype, count = _parse_header(head, str(path))
+    except (zlib.error, GankitError):
+        return
+    check_fits(2 * count * dtype.itemsize, f"{path}: {'x'.join(map(str, shape))} values of {dtype.name}",
+               "use a subset of the data")
+
+
 def parse_idx(buf: bytes, name: str = "<bytes>") -> np.ndarray:
     """Parse IDX bytes into a native-endian numpy array; ``name`` labels error messages."""
+    header, shape, dtype, count = _parse_header(buf, name)
+    expected = header + count * dtype.itemsize
+    if len(buf) < expected:
+        raise GankitError(f"{name}: truncated data: header says {shape} ({expected} bytes), file has {len(buf)}")
+    if len(buf) > expected:
+        raise GankitError(f"{name}: {len(buf) - expected} unexpected trailing bytes after {shape} data")
+    check_fits(count * dtype.itemsize, f"{name}: a native-endian copy of {'x'.join(map(str, shape))} values "
+               f"of {dtype.name}", "use a subset of the data")
+    arr = np.frombuffer(buf, dtype=dtype, count=count, offset=header).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="), copy=True)
+
+
+def _parse_header(buf: bytes, name: str) -> tuple[int, tuple[int, ...], np.dtype, int]:
+    """(header length, shape, big-endian dtype, element count) of IDX bytes; only the header need be there."""
     if len(buf) < 4:
         raise GankitError(f"{name}: too short to be an IDX file ({len(buf)} bytes)")
     if buf[0] != 0 or buf[1] != 0 or buf[2] not in _DTYPES:
@@ -62,13 +90,7 @@ def parse_idx(buf: bytes, name: str = "<bytes>") -> np.ndarray:
         nonzero *= max(s, 1)  # numpy refuses shapes like (0, 2**32) too, though they hold nothing
     if count > MAX_ELEMENTS or nonzero > MAX_ELEMENTS:
         raise GankitError(f"{name}: header claims an absurd size {shape}")
-    expected = header + count * dtype.itemsize
-    if len(buf) < expected:
-        raise GankitError(f"{name}: truncated data: header says {shape} ({expected} bytes), file has {len(buf)}")
-    if len(buf) > expected:
-        raise GankitError(f"{name}: {len(buf) - expected} unexpected trailing bytes after {shape} data")
-    arr = np.frombuffer(buf, dtype=dtype, count=count, offset=header).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="), copy=True)
+    return header, shape, dtype, count
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Stacked MNIST (PROTOCOLS.md §2; VEEGAN and PacGAN Table 2): 1,000 modes from 3 stacked digits.
+"""Stacked MNIST (docs/PROTOCOLS.md §2; VEEGAN and PacGAN Table 2): 1,000 modes from 3 stacked digits.
 
 Each image stacks 3 digits, drawn uniformly and independently from all images of an MNIST-format source (MNIST's
 70,000 = train + test), as the 3 channels of a 28×28×3 image; its mode (the label) is 100·d1 + 10·d2 + d3.
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from ..memory import check_fits
 
 DEFAULT_SIZE = 128_000
 NUM_MODES = 1000
@@ -40,6 +41,8 @@ def build(parts: list, size: int | None, seed: int, split: str, source: str):
     images = torch.cat([p.images[:, 0] for p in parts]).numpy()
     labels = torch.cat([p.labels for p in parts]).numpy()
     n = size if size is not None else DEFAULT_SIZE
+    # the stacks (uint8) and the indices of their digits (int64, 3 per stack)
+    check_fits(n * 3 * (images[0].size + 8), f"stacked-mnist of {n:,} images (data.size)", "lower data.size")
     stacks, modes = stack_digits(images, labels, n, seed + (_TEST_OFFSET if split == "test" else 0))
     return Dataset("stacked-mnist", torch.from_numpy(stacks), torch.from_numpy(modes),
                    f"{n} stacks of {images.shape[0]} images from {source}, seed {seed}, {split}", NUM_MODES)

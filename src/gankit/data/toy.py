@@ -1,4 +1,4 @@
-"""Low-dimensional Gaussian mixtures: ``ring8`` and ``grid25`` exactly as in PacGAN's protocol (PROTOCOLS.md §1),
+"""Low-dimensional Gaussian mixtures: ``ring8`` and ``grid25`` exactly as in PacGAN's protocol (docs/PROTOCOLS.md §1),
 and ``mog1d``, a 1-D mixture.
 
 - ring8: 8 equal-weight Gaussians, means (cos 2πk/8, sin 2πk/8), k = 0..7, std 0.01. (Not linspace(0, 2π, 8),
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from ..memory import check_fits
 
 DEFAULT_SIZE = 100_000
 
@@ -64,7 +65,7 @@ MIXTURES: dict[str, Mixture] = {
 
 
 def get_mixture(name: str) -> Mixture:
-    """The named mixture's parameters (PROTOCOLS.md §1 for ring8 and grid25)."""
+    """The named mixture's parameters (docs/PROTOCOLS.md §1 for ring8 and grid25)."""
     if name not in MIXTURES:
         raise GankitError(f"unknown mixture {name!r}; choose one of: {', '.join(MIXTURES)}")
     return MIXTURES[name]
@@ -76,6 +77,8 @@ def load_mixture(name: str, size: int | None, seed: int):
 
     mix = get_mixture(name)
     n = size if size is not None else DEFAULT_SIZE
+    # sampling holds the components (int64) and two float64 (n, d) arrays besides the float32 result
+    check_fits(n * (16 + 20 * mix.dim), f"the {name} dataset of {n:,} points (data.size)", "lower data.size")
     x, comp = mix.sample(n, seed)
     return Dataset(name, torch.from_numpy(x), torch.from_numpy(comp), f"generated (seed {seed}, {n} points)",
                    mix.num_modes)

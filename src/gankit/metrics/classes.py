@@ -84,7 +84,7 @@ def class_coverage(fake_counts, real_counts) -> dict:
 
 
 def stacked_modes(counts) -> dict:
-    """Stacked MNIST (PROTOCOLS.md §2): modes captured out of 1,000 and KL(p_gen || uniform) in nats."""
+    """Stacked MNIST (docs/PROTOCOLS.md §2): modes captured out of 1,000 and KL(p_gen || uniform) in nats."""
     counts = np.asarray(counts, np.float64)
     return {"modes": int((counts > 0).sum()), "num_modes": int(counts.size),
             "kl_to_uniform": kl_divergence(counts, np.ones_like(counts))}

@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..config import seed_arg
 from ..errors import GankitError
 
 NAME = "eval"
@@ -39,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10_000, help="samples for metrics named without a size (default 10000)")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--batch-size", type=int, default=500, help="samples generated and embedded at once")
-    p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="latent seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
     p.add_argument("--evaluator-dataset", help="evaluator family, when it differs from the run's dataset")

@@ -67,6 +67,9 @@ class MetricSpec:
         return self.kind in ("fd", "kid", "is", "pr", "dc", "classes", "stacked")
 
 
+MAX_METRIC_SAMPLES = 1_000_000  # 20x the largest protocol in use (FID's 50k); more is a typo
+
+
 def parse_metric(name: str, default_n: int = 10_000) -> MetricSpec:
     """``'pr5k_k3'`` -> MetricSpec('pr5k_k3', 'pr', 5000, 3); a name without a size takes ``default_n``."""
     name = name.strip()
@@ -84,6 +87,9 @@ def parse_metric(name: str, default_n: int = 10_000) -> MetricSpec:
         n = int(m["n"][:-1]) * 1000 if m["n"].endswith("k") else int(m["n"])
     if n < 2:
         raise GankitError(f"metric {name!r}: needs at least 2 samples")
+    if n > MAX_METRIC_SAMPLES:
+        raise GankitError(f"metric {name!r}: {n:,} samples is more than a metric draws ({MAX_METRIC_SAMPLES:,}); "
+                          f"ask for fewer")
     k = int(m["k"]) if m["k"] is not None else DEFAULT_K.get(kind, 0)
     if kind in DEFAULT_K and k < 1:
         raise GankitError(f"metric {name!r}: k must be >= 1")

@@ -1,6 +1,6 @@
 """Domain classifiers: gankit's own feature networks, one per dataset family, pinned or trained once and cached.
 
-Inception features cannot be downloaded offline and fit 28x28 grayscale poorly (PROTOCOLS.md §4), so gankit
+Inception features cannot be downloaded offline and fit 28x28 grayscale poorly (docs/PROTOCOLS.md §4), so gankit
 uses a small CNN per dataset family, trained on its training split, seeded, with a *metric card*: SHA-256 of
 the weights file, architecture, feature layer, test accuracy. Scores computed with one evaluator are
 comparable only with scores from the same checksum; every report prints it.
@@ -164,7 +164,7 @@ class Evaluator:
 
 
 class StackedEvaluator:
-    """Reads each channel of (N, 3, H, W) stacked images with a one-channel evaluator (PROTOCOLS.md §2).
+    """Reads each channel of (N, 3, H, W) stacked images with a one-channel evaluator (docs/PROTOCOLS.md §2).
 
     Features are the three channels' features concatenated (3d); labels are 100*d1 + 10*d2 + d3."""
 

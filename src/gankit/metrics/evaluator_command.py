@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..config import seed_arg
+
 NAME = "evaluator"
 
 EXAMPLES = """\
@@ -30,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="mnist, fashion-mnist, digits, cifar10, idx, stacked-mnist")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--epochs", type=int, help="training epochs (default: per family)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="training seed (default 0)")
     p.add_argument("--force", action="store_true", help="retrain even when a cached classifier exists")
     p.add_argument("--evaluator", default="auto", metavar="auto|pinned|cache|DIR",
                    help="show: which one (default auto: pinned where gankit ships one, else the cache)")

@@ -1,6 +1,6 @@
 """Inception FID / KID / IS through torch-fidelity: an optional extra, detected at runtime.
 
-gankit's own metrics use a domain classifier (PROTOCOLS.md §4). The standard Inception numbers need
+gankit's own metrics use a domain classifier (docs/PROTOCOLS.md §4). The standard Inception numbers need
 torch-fidelity (which pulls torchvision) and its Inception weights (downloaded on first use), so they are
 optional: ``pip install torch-fidelity`` on a machine that has the weights or can download them. Where either
 is missing this module says which and why, in one line, instead of failing deep inside a download.

@@ -1,4 +1,4 @@
-"""Mode counting on 2-D Gaussian mixtures: the PacGAN / VEEGAN protocol (PROTOCOLS.md §1).
+"""Mode counting on 2-D Gaussian mixtures: the PacGAN / VEEGAN protocol (docs/PROTOCOLS.md §1).
 
 Each generated point is assigned to its nearest mixture mean; it is *high quality* when that distance is
 below 3 standard deviations of the component. A mode is *captured* when at least one high-quality point is

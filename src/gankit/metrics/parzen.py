@@ -1,4 +1,4 @@
-"""Parzen-window log-likelihood with Goodfellow et al.'s protocol (2014, Table 1; PROTOCOLS.md §3).
+"""Parzen-window log-likelihood with Goodfellow et al.'s protocol (2014, Table 1; docs/PROTOCOLS.md §3).
 
 A Gaussian kernel density with bandwidth sigma is centred on each generated sample (pixels in [0, 1]):
     log p(x) = logmeanexp_i(-||x - mu_i||^2 / (2 sigma^2)) - d log(sigma sqrt(2 pi)).

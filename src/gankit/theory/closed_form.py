@@ -66,7 +66,7 @@ def gaussian(mean: float, std: float, label: str = "") -> Mixture1D:
     return Mixture1D((1.0,), (float(mean),), (float(std),), label or f"N({mean:g}, {std:g}²)")
 
 
-# PROTOCOLS.md §5: p_data = N(0, 1) against these p_g. Reference values (JSD in nats, C(G)) as published there.
+# docs/PROTOCOLS.md §5: p_data = N(0, 1) against these p_g. Reference values (JSD in nats, C(G)) as published there.
 P_DATA_REF = gaussian(0.0, 1.0)
 REFERENCE_PAIRS: list[tuple[Mixture1D, float, float]] = [
     (gaussian(0.0, 1.0), 0.000000, -1.386294),

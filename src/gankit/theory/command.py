@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import seed_arg
 from ..errors import GankitError
 
 NAME = "theory"
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default="theory_report", help="report folder (default theory_report)")
     p.add_argument("--quick", action="store_true", help="small settings: a smoke test that writes every figure")
     p.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (default 1,2,3,4,5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
     p.add_argument("--pack", type=int, default=2, help="PacGAN packing m of section 5, 2..4 (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; the networks are tiny)")
     p.add_argument("--overwrite", action="store_true", help="replace the report files of an existing folder")

@@ -112,7 +112,7 @@ def optimal_d(s: Settings) -> dict:
 
 
 def value_of_game(s: Settings) -> dict:
-    """Section 2: C(G) by quadrature, V(D_trained, G) by Monte Carlo and -log 4 + 2 JSD, for PROTOCOLS.md §5."""
+    """Section 2: C(G) by quadrature, V(D_trained, G) by Monte Carlo and -log 4 + 2 JSD, for docs/PROTOCOLS.md §5."""
     p_data = cf.P_DATA_REF
     rows = []
     for i, (p_g, ref_jsd, ref_c) in enumerate(cf.REFERENCE_PAIRS):

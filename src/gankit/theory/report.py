@@ -44,7 +44,8 @@ INTRO = {
         ("Nothing in the alternating updates makes G cover every mode: it can put its mass on a few modes and hop "
          "between them, and a D that judges one sample at a time cannot see a lack of variety. PacGAN (Lin et al. "
          "2018) lets D judge m samples at once, all real or all fake, so a collapsed G's packs look unlike real "
-         "ones. Data: ring8 of PROTOCOLS.md §1 (8 Gaussians at angles 2πk/8, radius 1, std 0.01), scored as there."),
+         "ones. Data: ring8 of docs/PROTOCOLS.md §1 (8 Gaussians at angles 2πk/8, radius 1, std 0.01), scored as "
+         "there."),
         ("D_pack(x_1, ..., x_m) = D([x_1; ...; x_m]);  high quality: distance to nearest mean < 3 std;  "
          "captured mode: >= 1 high-quality sample")),
 }
@@ -76,7 +77,7 @@ def _section2(n: dict) -> list:
     rows = [[r["p_g"], _f(r["jsd"], 6), _f(r["c_from_jsd"], 6), _f(r["c_quadrature"], 6),
              f"{_f(r['v_trained_d'])} ± {_f(r['v_trained_d_se'])}", _f(r["reference_c"], 6)] for r in n["pairs"]]
     return [("p", (f"p_data = {n['p_data']}; each D fitted as in section 1; V by Monte Carlo on {n['mc_samples']:,} "
-                   "fresh samples of each distribution (± one standard error). Reference: PROTOCOLS.md §5.")),
+                   "fresh samples of each distribution (± one standard error). Reference: docs/PROTOCOLS.md §5.")),
             ("table", ["p_g", "JSD (nats)", "-log 4 + 2 JSD", "C(G), quadrature", "V(trained D, G), MC",
                        "reference C(G)"], rows)]
 
@@ -132,10 +133,10 @@ def _section5(n: dict) -> list:
                    f"loss, {n['optimizer']}, {n['batch']} D inputs per step (m·{n['batch']} samples), {n['steps']} "
                    f"steps, same seed for both. Scores on {n['eval_samples']:,} samples, one seed: the protocol's "
                    "mean over 5 seeds and 400 epochs of larger networks is beyond this report's budget, so compare "
-                   "the two rows with each other, not with PROTOCOLS.md's table. KL: high-quality samples' mode "
-                   "histogram against uniform, nats. Effective modes (gankit's addition, not the protocol's): "
-                   "exp(entropy) of the mode histogram of the samples within half a mode spacing of a mode (their "
-                   "share: % in a basin), 1 (one mode) to 8 (even spread).")),
+                   "the two rows with each other, not with the table of docs/PROTOCOLS.md §1. KL: high-quality "
+                   "samples' mode histogram against uniform, nats. Effective modes (gankit's addition, not the "
+                   "protocol's): exp(entropy) of the mode histogram of the samples within half a mode spacing of a "
+                   "mode (their share: % in a basin), 1 (one mode) to 8 (even spread).")),
             ("table", ["method", "step", "modes", "% high quality", "KL", "effective modes", "% in a basin"], rows)]
 
 

@@ -72,7 +72,7 @@ class Generator(nn.Module):
         return x
 
 
-# ---- ring8 (PROTOCOLS.md §1): 8 Gaussians at angles 2πk/8, k = 0..7, radius 1, std 0.01 -----------------------
+# ---- ring8 (docs/PROTOCOLS.md §1): 8 Gaussians at angles 2πk/8, k = 0..7, radius 1, std 0.01 -----------------------
 # One definition for the whole toolkit: the dataset's (gankit.data.toy), which metrics' mode counting uses too.
 RING8_STD = _MIXTURES["ring8"].std
 RING8_MEANS = _MIXTURES["ring8"].means
@@ -86,7 +86,7 @@ def ring8_sample(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def mode_stats(samples: np.ndarray) -> dict:
-    """PROTOCOLS.md §1 on generated ring8 samples (N, 2), by the toolkit's own protocol code
+    """docs/PROTOCOLS.md §1 on generated ring8 samples (N, 2), by the toolkit's own protocol code
     (:class:`gankit.metrics.mixtures.ModeCounter`): modes captured, % high quality, and ``kl`` (None where no
     sample is high quality). Beyond the protocol: ``effective_modes``, exp(entropy) of the mode histogram of the
     samples within half the smallest distance between two means of their nearest mean (so unambiguously in that

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..io import atomic_write_bytes
 
 FORMAT = "gankit-checkpoint"
 FORMAT_VERSION = 1
+MAX_SIDE = 65536  # of an img_shape dimension; larger is a damaged file (the memory check refuses far less)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
@@ -45,26 +46,89 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read and validate a checkpoint; every failure is a one-line :class:`GankitError`."""
     p = resolve_checkpoint(path)
     try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a foreign file
+            warnings.simplefilter("ignore")
+            state = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - damaged files raise anything from the unpickler (IndexError, ...)
-        text = str(e)
-        if "weights_only" in text or "Unsupported global" in text:
-            why = "it holds pickled objects gankit never loads (not a gankit checkpoint?)"
-        elif "zip archive" in text or "central directory" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
-            why = "the archive is cut short or damaged"
-        else:
-            why = (text.strip().splitlines() or [type(e).__name__])[0][:120]
-        raise GankitError(f"{p}: not a readable checkpoint (truncated or corrupted?): {why}") from None
+        raise GankitError(f"{p}: {_unreadable(p, e)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GankitError(f"{p}: not a gankit checkpoint")
     version = state.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise GankitError(f"{p}: checkpoint format version {version!r} is not a version number (damaged file?)")
+    if version > FORMAT_VERSION:
         raise GankitError(f"{p}: checkpoint format {version} is newer than this gankit reads ({FORMAT_VERSION}); "
                           f"upgrade gankit")
     for key in ("config", "G", "img_shape"):
         if key not in state:
             raise GankitError(f"{p}: checkpoint lacks {key!r} (incomplete file?)")
+    _check_fields(p, state)
     return state
+
+
+def _unreadable(p: Path, e: Exception) -> str:
+    """Why torch could not read ``p``, from the exception and the file's first bytes."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(512)
+    except OSError as err:
+        return f"cannot read it ({err.strerror or err})"
+    text = str(e)
+    if not head:
+        return "not a checkpoint file: it is empty"
+    if head.startswith(b"PK"):  # a zip archive, as torch.save writes
+        if "Unsupported global" in text or "weights_only" in text:
+            return "not a readable checkpoint: it holds pickled objects gankit never loads (not a gankit checkpoint?)"
+        return "not a readable checkpoint (truncated or corrupted?): the archive is cut short or damaged"
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:  # pickle's PROTO opcode, protocols 2 to 5
+        return "not a checkpoint file: a plain pickle, not a torch archive (gankit never unpickles objects)"
+    if _looks_like_text(head):
+        return "not a checkpoint file: it holds text"
+    return "not a readable checkpoint (truncated or corrupted?): not a torch archive"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        chars = head.decode("utf-8")
+    except UnicodeDecodeError:
+        chars = head[:-3].decode("utf-8", errors="replace")  # a multi-byte character cut at 512 bytes
+        if "\ufffd" in chars:
+            return False
+    return all(c.isprintable() or c in "\t\r\n\f" for c in chars)
+
+
+def _check_fields(p: Path, state: dict[str, Any]) -> None:
+    """The fields gankit reads, each of the type and range it was written with (a crafted or damaged file
+    fails here in one line, not deep inside a model constructor)."""
+    from ..config import RunConfig
+
+    try:
+        RunConfig.from_dict(state["config"])
+    except GankitError as e:
+        raise GankitError(f"{p}: the checkpoint's config: {e}") from None
+    shape = state["img_shape"]
+    if (not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_SIDE for s in shape)):
+        raise GankitError(f"{p}: img_shape {_short(shape)} is not (C, H, W) or (D,) of sizes 1 to {MAX_SIDE} "
+                          f"(damaged file?)")
+    for key, lo in (("step", 0), ("epoch", 0), ("steps_per_epoch", 1), ("num_classes", 0)):
+        v = state.get(key, lo)
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise GankitError(f"{p}: {key} {_short(v)} is not an integer >= {lo} (damaged file?)")
+    for key in ("G", "G_ema", "D", "opt_G", "opt_D", "rng"):
+        if key in state and not isinstance(state[key], dict):
+            raise GankitError(f"{p}: {key} is a {type(state[key]).__name__}, not a state dict (damaged file?)")
+    for key in ("G", "G_ema", "D"):
+        if not all(isinstance(t, torch.Tensor) for t in state.get(key, {}).values()):
+            raise GankitError(f"{p}: the {key} weights hold something other than tensors (damaged file?)")
+    lr_scale = state.get("lr_scale", 1.0)
+    if not isinstance(lr_scale, (int, float)) or isinstance(lr_scale, bool) or not 0 < lr_scale <= 1:
+        raise GankitError(f"{p}: lr_scale {_short(lr_scale)} is not in (0, 1] (damaged file?)")
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str, path: Any) -> None:

@@ -90,6 +90,10 @@ def launch(nproc: int, argv: list[str]) -> int:
 
     if nproc < 1:
         raise GankitError(f"--nproc must be >= 1, got {nproc}")
+    cores, gpus = os.cpu_count() or 1, torch.cuda.device_count()
+    if nproc > max(cores, gpus):  # each process is a full trainer: more than the machine runs side by side
+        raise GankitError(f"--nproc {nproc} is more processes than this machine has CPU cores ({cores}) or GPUs "
+                          f"({gpus}); use at most {max(cores, gpus)}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "gankit", *argv]
     env = {**os.environ}

@@ -1,6 +1,6 @@
 """Many independent runs of one model trained in lockstep as a single batched network (``gankit train --seeds``).
 
-Protocols report means over seeds (PROTOCOLS.md §1: ≥ 5 seeds per number), and small networks leave a GPU
+Protocols report means over seeds (docs/PROTOCOLS.md §1: ≥ 5 seeds per number), and small networks leave a GPU
 idle: one toy run launches the same few hundred tiny kernels per step whatever the batch. An :class:`Ensemble`
 stacks the K runs' parameters along a new first axis (``torch.func.stack_module_state``) and runs the step once
 for all of them with ``torch.func.vmap`` over ``functional_call``: every matrix product becomes one batched
@@ -57,6 +57,9 @@ from .loop import RunResult, Trainer, epoch_permutation, install_stop_handlers
 from .rundir import Progress, plot_losses
 
 
+MAX_SEEDS = 256  # runs of one --seeds ensemble: each is a Trainer with its data and run folder
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"1,5,7"`` -> [1, 5, 7]; ranges and lists combine (``"0-2,9"``)."""
     seeds: list[int] = []
@@ -68,11 +71,15 @@ def parse_seeds(text: str) -> list[int]:
                 a, b = int(lo), int(hi)
                 if b < a:
                     raise ValueError
+                if b - a >= MAX_SEEDS:  # before the range is built: 0-100000000000 would fill the memory
+                    raise GankitError(f"--seeds {text!r}: at most {MAX_SEEDS} runs train together")
                 seeds.extend(range(a, b + 1))
             else:
                 seeds.append(int(part))
         except ValueError:
             raise GankitError(f"--seeds {text!r}: expected seeds like 0-4 or 0,1,2 (non-negative integers)") from None
+        if len(seeds) > MAX_SEEDS:
+            raise GankitError(f"--seeds {text!r}: at most {MAX_SEEDS} runs train together")
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds) or not seeds:
         raise GankitError(f"--seeds {text!r}: expected distinct non-negative seeds like 0-4 or 0,1,2")
     return seeds

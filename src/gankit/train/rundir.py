@@ -68,12 +68,26 @@ def _own_name(name: str, pattern: re.Pattern) -> bool:
     return bool(pattern.fullmatch(m["name"] if m else name))
 
 
+def _eval_report(p: Path) -> bool:
+    """A ``gankit eval --json`` report of this run (the README writes ``RUN/eval.json``): a top-level JSON file
+    with a ``metrics`` object and the run's integer ``run.step``."""
+    if p.suffix != ".json" or p.stat().st_size > 16 * 2**20:
+        return False
+    try:
+        obj = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return False
+    run = obj.get("run") if isinstance(obj, dict) else None
+    return (isinstance(obj.get("metrics"), dict) and isinstance(run, dict) and isinstance(run.get("step"), int)
+            and not isinstance(run.get("step"), bool))
+
+
 def run_files(folder: Path, members: bool = True) -> tuple[list[Path], list[Path], list[Path]]:
     """(gankit's files and folders, contents first; everything else; --seeds member folders) in ``folder``.
 
     Gankit's: the files it writes, by name (:data:`RUN_FILES`; ``samples/epoch_NNNN.png``, ``final.png``;
-    ``checkpoints/last.pt``, ``epoch_NNNN.pt``, ``nonfinite_step_N.pt``; ``tensorboard/events.out.tfevents.*``),
-    their temporary files, the lock, and member folders ``seedN/`` holding nothing else."""
+    ``checkpoints/last.pt``, ``epoch_NNNN.pt``, ``nonfinite_step_N.pt``; ``tensorboard/events.out.tfevents.*``;
+    top-level ``gankit eval --json`` reports), their temporary files, the lock, and member folders ``seedN/`` holding nothing else."""
     own: list[Path] = []
     foreign: list[Path] = []
     member_dirs: list[Path] = []
@@ -81,7 +95,8 @@ def run_files(folder: Path, members: bool = True) -> tuple[list[Path], list[Path
         if p.name == LOCK_FILE:
             continue
         if p.is_symlink() or not p.is_dir():
-            (own if not p.is_symlink() and p.is_file() and _own_name(p.name, _OWN[""]) else foreign).append(p)
+            is_own = not p.is_symlink() and p.is_file() and (_own_name(p.name, _OWN[""]) or _eval_report(p))
+            (own if is_own else foreign).append(p)
         elif p.name in RUN_FOLDERS:
             for q in sorted(p.iterdir()):
                 is_own = not q.is_symlink() and q.is_file() and _own_name(q.name, _OWN[p.name])
@@ -134,6 +149,8 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> RunLock:
     if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()) and not (overwrite or resume):
         raise GankitError(f"--out {out} already holds files; choose a new folder, pass --overwrite to replace "
                           f"them, or --resume {out} to continue that run")
+    if resume:
+        check_step_log(out / "log.csv")  # StepLog continues it once the folder is locked: refuse it before
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -224,6 +241,22 @@ def write_manifest(out: Path, cfg_json: str, extra: dict[str, Any], *, resumed_a
     }
     atomic_write_text(out / "config.json", cfg_json + "\n")
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def check_step_log(path: Path) -> None:
+    """Refuse a ``log.csv`` that :class:`StepLog` cannot continue on resume (a folder, binary data), in one line
+    and before anything in the run folder changes."""
+    fix = "move it away to resume (a new log then starts at the checkpoint's step)"
+    if path.is_dir():
+        raise GankitError(f"{path} is a folder, not the run's step log; {fix}")
+    try:
+        path.read_text()
+    except FileNotFoundError:
+        return
+    except UnicodeDecodeError:
+        raise GankitError(f"{path}: not a text file (damaged?); {fix}") from None
+    except OSError as e:
+        raise GankitError(f"{path}: cannot read it ({e.strerror or e}); {fix}") from None
 
 
 class StepLog:
