@@ -56,7 +56,8 @@ def test_sample_help_examples_run(in_tmp, capsys):
         assert cli.main(args) == 0, args
     imgs = np.load(in_tmp / "samples.npz")["images"]
     assert imgs.shape == (1000, 8, 8) and imgs.dtype == np.uint8
-    assert len(list((in_tmp / "pngs").glob("*.png"))) == 64 + 1  # 64 samples and the grid
+    assert len(list((in_tmp / "pngs").glob("*.png"))) == 64  # the samples only: the grid is beside the folder
+    assert (in_tmp / "pngs_grid.png").is_file()
 
 
 def test_main_help_examples_run(in_tmp, monkeypatch):
@@ -145,3 +146,112 @@ def test_values_that_failed_after_the_run_folder_now_fail_before_it(args, msg, r
     then said 'already holds files'); --seeds 0-1e11 filled the memory and --nproc 100000 started that many
     processes."""
     refused(["train", "--dataset", "digits", "--steps", "2", "--out", tmp_path / "run", *args], tmp_path, msg)
+
+
+# -- issue #17, part 3: command-line rough edges ------------------------------------------------------------
+@pytest.mark.parametrize("args,msg", [
+    (["train", "--epoch", "3", "--dry-run"], r"unrecognized argument '--epoch'; did you mean '--epochs'\?$"),
+    (["train", "--data_dir", "d", "--dry-run"], r"unrecognized argument '--data_dir'; did you mean .*'--data-dir'"),
+    (["sample", "run", "--out", "o.npz", "--ovewrite"], r"'--ovewrite'; did you mean '--overwrite'\?$"),
+    (["report", "run", "--max_frames", "3"], r"'--max_frames'; did you mean '--max-frames'\?$"),
+    (["train", "--preset", "dcgan-mnsit", "--dry-run"], r"unknown preset 'dcgan-mnsit'; did you mean 'dcgan-mnist'"),
+    (["train", "--dataset", "fashion_mnist", "--dry-run"],
+     r"unknown dataset 'fashion_mnist'; did you mean 'fashion-mnist'\?$"),
+])
+def test_misspelled_flags_presets_and_datasets_get_a_suggestion(args, msg, refused, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(args, tmp_path, msg)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--dataset", "nope"], r"unknown dataset 'nope'; choose one of: auto, mnist"),
+    (["--dataset", "folder"], r"dataset 'folder' needs a folder: pass --data-dir DIR"),
+    (["--dataset", "stacked-mnist", "--data.base", "idx"], r"dataset 'idx' needs a folder"),
+    (["--loss.name", "hing"], r"unknown loss 'hing'"),
+    (["--model.arch", "vit"], r"unknown model\.arch 'vit'"),
+    (["--device", "mps"], r"--device 'mps' is not a device gankit runs on"),
+])
+def test_dry_run_refuses_what_the_run_refuses(args, msg, refused, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dry = refused(["train", *args, "--dry-run"], tmp_path, msg)
+    assert refused(["train", *args, "--steps", "1", "--out", tmp_path / "run"], tmp_path, msg) == dry
+
+
+def test_device_errors_name_the_option_typed(in_tmp, refused, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    no_cuda = r"'cuda': CUDA is not available here \(no GPU, or a CPU-only torch\); use "
+    train = ["train", "--dataset", "digits", "--steps", "1", "--out", "runs/new"]
+    refused(train + ["--device", "cuda"], in_tmp, rf"error: --device {no_cuda}--device cpu$")
+    refused(train + ["--train.device", "cuda"], in_tmp, rf"error: --train\.device {no_cuda}--train\.device cpu$")
+    refused(train + ["--device", "cpu", "--train.device=cuda"], in_tmp, rf"error: --train\.device {no_cuda}")
+    refused(["train", "--resume", "runs/fm", "--device", "cuda"], in_tmp, rf"error: --device {no_cuda}--device cpu$")
+    refused(["sample", "runs/fm", "--device", "cuda", "--out", "s.npz"], in_tmp, rf"error: --device {no_cuda}")
+    assert cli.main(["train", "--device", "cuda", "--dry-run"]) == 0  # a config for another machine
+
+
+def test_a_taken_out_is_refused_before_any_download(refused, tmp_path, monkeypatch):
+    """MNIST (the default data) used to be downloaded, or its mirrors tried for minutes, before the error."""
+    from gankit.data import sources
+
+    fetched = []
+
+    def fetch(url, *_args):
+        fetched.append(url)
+        raise OSError("no network in this test")
+    monkeypatch.setattr(sources, "_fetch", fetch)
+    monkeypatch.setenv("GANKIT_MIRRORS_MNIST", "http://127.0.0.1:9/")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refused(["train", "--steps", "1", "--out", out], tmp_path, rf"--out {out} already holds files")
+    refused(["train", "--steps", "1", "--out", out, "--overwrite"], tmp_path, r"holds files gankit did not write")
+    with pytest.raises(gankit.GankitError, match="already holds files"):
+        gankit.train(gankit.preset("seed"), out, log=lambda *_: None)
+    assert fetched == []
+
+
+@pytest.fixture(scope="module")
+def seeds_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seeds") / "ring8"
+    assert cli.main(["train", "--preset", "gan-ring8", "--seeds", "0-1", "--steps", "2", "--data.size", "400",
+                     "--no-progress", "--out", str(root)]) == 0
+    return root
+
+
+def test_sample_report_and_serve_on_a_seeds_folder(seeds_run, refused, tmp_path, capsys):
+    refused(["sample", seeds_run, "--out", tmp_path / "s.npz"], tmp_path,
+            rf"{seeds_run} is a --seeds folder of 2 runs \(seed0, seed1\); name one of them, e.g. {seeds_run}/seed0$")
+    refused(["report", seeds_run, "--out", tmp_path / "r.html"], seeds_run,
+            rf"--seeds folder of 2 runs and --out names one file: .* gankit report {seeds_run}/seed0 --out ")
+    assert cli.main(["report", seeds_run]) == 0
+    assert "wrote 2 reports, one per member" in capsys.readouterr().out
+    for member in ("seed0", "seed1"):
+        assert "<html" in (seeds_run / member / "report.html").read_text()[:200].lower()
+    from gankit.serve.runs import discover
+
+    assert list(discover(seeds_run)) == ["seed0", "seed1"]  # gankit serve lists the members as runs
+    assert cli.main(["sample", seeds_run / "seed1", "--n", "5", "--out", tmp_path / "s.npz"]) == 0
+
+
+def test_a_folder_of_samples_is_an_image_folder_dataset(in_tmp, refused):
+    from gankit.config import DataConfig
+    from gankit.data import load_dataset
+
+    assert cli.main(["sample", "runs/fm", "--n", "10", "--out", "pngs"]) == 0
+    assert sorted(p.name for p in (in_tmp / "pngs").iterdir()) == [f"{i}.png" for i in range(10)]
+    assert (in_tmp / "pngs_grid.png").is_file()
+    ds = load_dataset(DataConfig(name="folder", dir=str(in_tmp / "pngs")))
+    assert ds.images.shape == (10, 1, 8, 8)
+    (in_tmp / "other_grid.png").write_bytes(b"not ours")  # the grid beside is not overwritten unasked
+    refused(["sample", "runs/fm", "--n", "4", "--out", "other"], in_tmp, r"other_grid\.png already exists; .*--overwrite")
+
+
+@pytest.mark.parametrize("preset,net", [("seed", "MLP"), ("dcgan-mnist", "DCGAN")])
+def test_falling_back_to_digits_says_the_model_changed_shape(preset, net, tmp_path, capsys):
+    assert cli.main(["train", "--preset", preset, "--steps", "1", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("MNIST is not on disk")]
+    assert len(lines) == 1
+    assert (f"training on the bundled 8x8 'digits' instead, so the {preset} preset's G and D are built for 8x8x1 "
+            f"images instead of MNIST's 28x28x1 (64 pixels, not 784)") in lines[0]

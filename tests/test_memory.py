@@ -50,13 +50,15 @@ def test_absurd_model_sizes_are_refused_before_the_run_folder(key, value, refuse
     monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "64G")  # the same on a machine with a terabyte
     refused(["train", "--dataset", "digits", "--steps", "2", f"--{key}", value, "--out", tmp_path / "run"], tmp_path,
             r"training G and D on data of shape \[1, 8, 8\] \([\d,]+ weights; [\d,]+ layer outputs per batch of 100\) "
-            r"would need [\d.]+ [GT]B, more than the 64\.0 GB of memory set by GANKIT_MEMORY_LIMIT; lower model\.z_dim, "
-            r"the widths \(model\.\*_hidden, model\.\*_channels\), data\.resolution or train\.batch_size$")
+            r"would need [\d.]+ [GT]B, more than the 64\.0 GB of memory set by GANKIT_MEMORY_LIMIT; "
+            r"lower model\.z_dim, the widths \(model\.\*_hidden, model\.\*_channels\), data\.resolution or "
+            r"train\.batch_size$")
 
 
 def test_conv_channels_and_classes_are_sized_too(refused, tmp_path, monkeypatch):
     monkeypatch.setenv("GANKIT_MEMORY_LIMIT", "8G")
     for extra in (["--model.arch", "dcgan", "--model.g_channels", "1000000"],
+                  ["--model.arch", "dcgan", "--model.d_channels", "1000000"],  # 33 M weights, 4.8 G activations
                   ["--model.cond", "concat", "--model.num_classes", "1000000000"],
                   ["--model.pack", "1000000"]):
         refused(["train", "--dataset", "digits", "--steps", "2", *extra, "--out", tmp_path / "run"], tmp_path,
@@ -95,3 +97,12 @@ def test_sample_counts_are_sized(tmp_path, monkeypatch):
                                           r"the 1\.0 MB"):
         g.sample(100_000)
     assert g.sample(100).shape == (100, 1, 8, 8)
+
+
+def test_layer_outputs_of_the_seed_mlp_by_hand():
+    """G: Dense 128, leaky ReLU, Dense 64, tanh; D: Dense 128, leaky ReLU, Dense 1 (8x8 digits, batch 100)."""
+    from gankit.memory import _activations, _meta_models
+
+    cfg = gankit.preset("seed").model
+    G, D = _meta_models(cfg, (1, 8, 8))
+    assert _activations(G, D, cfg, 100) == 100 * ((128 + 128 + 64 + 64) + (128 + 128 + 1))

@@ -12,7 +12,7 @@ import torch
 from .config import RunConfig, preset_config
 from .data import Dataset
 from .device import resolve_device
-from .errors import GankitError
+from .errors import GankitError, option
 from .images import save_grid, to_numpy_uint8
 from .io import atomic_write
 from .memory import check_fits, check_sampling_fits
@@ -48,7 +48,7 @@ def train(config: RunConfig | None = None, out: str | os.PathLike | None = None,
         config = preset_config("seed")
     if out is None:
         if resume is True:
-            raise GankitError("resume needs the run folder")
+            raise GankitError("resume=True needs the run folder: gankit.train(out=RUN_DIR, resume=True)")
         if resume:
             out, resume = resume, True
         else:
@@ -116,23 +116,29 @@ class LoadedGenerator:
         return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
 
     def save(self, n: int, out: str | os.PathLike, seed: int | None = 0, overwrite: bool = False) -> list[Path]:
-        """Write ``n`` samples to ``out``: an ``.npz`` (key ``images``, uint8) plus a grid PNG next to it,
-        or a folder of PNGs plus ``grid.png``; points models write ``points`` (float32) and a scatter plot.
-        Returns the files written."""
+        """Write ``n`` samples to ``out``: an ``.npz`` (key ``images``, uint8) plus ``NAME_grid.png`` beside it,
+        or a folder of PNGs plus ``FOLDER_grid.png`` beside it (so the folder holds only samples: an image-folder
+        dataset); points models write ``points`` (float32) and a scatter plot. Returns the files written."""
         out = Path(out).expanduser()
         if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
-            raise GankitError(f"{out} already exists; choose another path or pass --overwrite")
+            raise GankitError(f"{out} already exists; choose another path or pass "
+                              f"{option('--overwrite', 'overwrite=True')}")
         if len(self.img_shape) != 3:
             return self._save_points(n, out, seed)
+        named = out if out.name not in ("", ".", "..") else out.resolve()
+        grid = named.with_name((named.stem if out.suffix == ".npz" else named.name) + "_grid.png")
+        if grid.exists() and not overwrite:
+            raise GankitError(f"{grid} already exists; choose another path or pass "
+                              f"{option('--overwrite', 'overwrite=True')}")
         imgs = self.images(n, seed)
         chw = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
         grid_n = min(n, 64)
         written = []
         if out.suffix == ".npz":
             written.append(_write_npz(out, images=imgs))
-            written.append(save_grid(chw[:grid_n], out.with_name(out.stem + "_grid.png")))
+            written.append(save_grid(chw[:grid_n], grid))
         elif out.suffix:
-            raise GankitError(f"--out {out}: use a .npz file or a folder (no suffix)")
+            raise GankitError(f"{option(f'--out {out}', f'out={str(out)!r}')}: use a .npz file or a folder (no suffix)")
         else:
             from .images import png_bytes
             from .io import atomic_write_bytes
@@ -140,14 +146,15 @@ class LoadedGenerator:
             width = len(str(n - 1))
             for i in range(n):
                 written.append(atomic_write_bytes(out / f"{i:0{width}d}.png", png_bytes(imgs[i])))
-            written.append(save_grid(chw[:grid_n], out / "grid.png"))
+            written.append(save_grid(chw[:grid_n], grid))
         return written
 
 
     def _save_points(self, n: int, out: Path, seed: int | None) -> list[Path]:
         """A points model (toy mixtures): ``points`` float32 (n, D) in an .npz, and a scatter plot beside it."""
         if out.suffix != ".npz":
-            raise GankitError(f"--out {out}: this G draws points, not images; write them to a .npz file")
+            raise GankitError(f"{option(f'--out {out}', f'out={str(out)!r}')}: this G draws points, not images; "
+                              f"write them to a .npz file")
         from .data.toy import save_points_png
 
         pts = self.sample(n, seed)

@@ -8,8 +8,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, RunConfig, all_keys, list_presets, preset_config, unknown_key_error
-from .errors import GankitError
+from .config import PRESETS, RunConfig, all_keys, did_you_mean, list_presets, preset_config, unknown_key_error
+from .errors import GankitError, cli_spelling
+from .train.checkpoint import ENSEMBLE_FILE, seed_members
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -27,7 +28,7 @@ Any config field is an option: --SECTION.FIELD VALUE (sections: data, model, los
 SAMPLE_EXAMPLES = """\
 examples:
   gankit sample runs/fm --n 1000 --out samples.npz          # uint8 images + samples_grid.png
-  gankit sample runs/fm/checkpoints/last.pt --n 64 --out pngs --seed 3
+  gankit sample runs/fm/checkpoints/last.pt --n 64 --out pngs --seed 3   # pngs/0.png ... + pngs_grid.png
 """
 
 MAIN_EXAMPLES = """\
@@ -115,6 +116,24 @@ def _command_modules() -> list:
     return mods
 
 
+def unrecognized(tok: str, command: str) -> GankitError:
+    """The one-line error for an argument ``gankit COMMAND`` does not take, naming the closest options (for
+    ``train``, config keys too)."""
+    hint = None
+    if tok.startswith("-"):
+        sub = _subparsers(_parser())[command]
+        options = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+        if command == "train":
+            options += ["--" + k for k in all_keys()]
+        hint = did_you_mean(tok.split("=", 1)[0], options)
+    see = f"see 'gankit {command} --help'"
+    return GankitError(f"unrecognized argument {tok!r}; {hint or see}")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def parse_overrides(tokens: list[str]) -> dict[str, str]:
     """``['--train.lr', '1e-3', '--model.z_dim=64']`` -> {'train.lr': '1e-3', 'model.z_dim': '64'}."""
     out: dict[str, str] = {}
@@ -123,7 +142,7 @@ def parse_overrides(tokens: list[str]) -> dict[str, str]:
     while i < len(tokens):
         tok = tokens[i]
         if not tok.startswith("--") or "." not in tok.split("=")[0]:
-            raise GankitError(f"unrecognized argument {tok!r}; see 'gankit train --help'")
+            raise unrecognized(tok, "train")
         if "=" in tok:
             key, value = tok[2:].split("=", 1)
             i += 1
@@ -168,6 +187,22 @@ def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | N
     return cfg.with_overrides(flags)
 
 
+def check_run(args: argparse.Namespace, extra: list[str], cfg: RunConfig) -> None:
+    """Refuse now what the run would refuse before loading any data, on a --dry-run as on a run: the config
+    (train.loop.check_config: dataset name, model, loss), and a device gankit cannot use, named by the option
+    the user typed. A dry run checks only that gankit runs on such a device: its config may be for a GPU box."""
+    from .device import check_device_name, resolve_device
+    from .train.loop import check_config
+
+    check_config(cfg)
+    typed = ("--train.device" if any(t.split("=", 1)[0] == "--train.device" for t in extra)  # overrides --device
+             else "--device" if args.device is not None else None)
+    if args.dry_run:
+        check_device_name(cfg.train.device, typed or "train.device")
+    else:
+        resolve_device(cfg.train.device, typed or "train.device", flag=typed or "--device")
+
+
 def _train(args: argparse.Namespace, cfg: RunConfig, out: str, **kw: Any):
     """api.train, plus the training callbacks that flags ask for (--tensorboard, --eval-every)."""
     from . import api
@@ -192,9 +227,6 @@ def _train(args: argparse.Namespace, cfg: RunConfig, out: str, **kw: Any):
     return trainer.fit()
 
 
-ENSEMBLE_FILE = "ensemble.json"  # in a --seeds folder: the member folders, in order
-
-
 def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
     """--seeds, or --resume of a --seeds folder: the runs train together (train/ensemble.py)."""
     import json
@@ -213,11 +245,13 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
             raise GankitError("--resume continues in its own folder; drop --out")
         root = Path(args.resume)
         try:
-            names = json.loads((root / ENSEMBLE_FILE).read_text())["members"]
-        except (OSError, ValueError, KeyError, TypeError):
+            outs = seed_members(root)
+        except GankitError:
+            outs = None
+        if not outs:
             raise GankitError(f"{root / ENSEMBLE_FILE}: unreadable; resume each member folder alone with "
-                              f"gankit train --resume {root}/MEMBER") from None
-        outs = [root / n for n in names]
+                              f"gankit train --resume {root}/MEMBER")
+        names = [o.name for o in outs]
         cfgs = [build_config(args, extra, base=RunConfig.from_dict(load_checkpoint(resolve_checkpoint(o))["config"]))
                 for o in outs]
         resume = True
@@ -228,6 +262,7 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
         names = [f"seed{c.train.seed}" for c in cfgs]
         outs = [root / n for n in names]
         resume = False
+    check_run(args, extra, cfgs[0])  # the members differ only in train.seed and data.seed
     if args.dry_run:
         print(cfgs[0].to_json())  # the members differ only in train.seed and data.seed
         print(f"# {len(cfgs)} runs, seeds {', '.join(str(c.train.seed) for c in cfgs)} (train.seed = data.seed): "
@@ -257,6 +292,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume:
         saved = RunConfig.from_dict(load_checkpoint(resolve_checkpoint(args.resume))["config"])
         cfg = build_config(args, extra, base=saved)
+        check_run(args, extra, cfg)
         if args.dry_run:
             print(cfg.to_json())
             return 0
@@ -265,6 +301,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
                         overwrite=args.overwrite)
     else:
         cfg = build_config(args, extra)
+        check_run(args, extra, cfg)
         out = args.out or str(api.default_out(cfg))
         if args.dry_run:
             print(cfg.to_json())
@@ -281,7 +318,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from . import api
+    from .device import resolve_device
 
+    resolve_device(args.device, "--device")  # the error names the option
     g = api.load(args.run, device=args.device)
     files = g.save(args.n, args.out, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {args.n} samples to {args.out} (grid: {files[-1]})")
@@ -307,6 +346,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+@cli_spelling  # messages name --flags, not the Python API's arguments
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
@@ -321,14 +361,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         if extra and args.command != "train":
-            raise GankitError(f"unrecognized arguments: {' '.join(extra)}")
+            raise unrecognized(extra[0], args.command)
         if args.command == "train":
             if args.nproc is not None and args.seeds:
                 raise GankitError("--nproc does not combine with --seeds (the seeds train as one batched network)")
             if args.nproc is not None and "WORLD_SIZE" not in os.environ and not args.dry_run:
                 from .train.distributed import launch
 
-                build_config(args, extra)  # bad options fail here, before any process starts
+                check_run(args, extra, build_config(args, extra))  # bad options fail before any process starts
                 return launch(args.nproc, _without_nproc(argv))
             return cmd_train(args, extra)
         if args.command == "sample":

@@ -324,7 +324,8 @@ def list_presets() -> list[str]:
 
 def preset_config(name: str) -> RunConfig:
     if name not in PRESETS:
-        raise GankitError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
+        raise GankitError(f"unknown preset {name!r}; "
+                          f"{did_you_mean(name, list_presets()) or 'choose one of: ' + ', '.join(list_presets())}")
     return RunConfig(preset=name).with_overrides(PRESETS[name][1])
 
 
@@ -344,17 +345,27 @@ def all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def unknown_key_error(key: str) -> GankitError:
-    """A one-line error for an unknown dotted key, with the closest valid keys."""
+def did_you_mean(word: str, choices: list[str], n: int = 3) -> str | None:
+    """``"did you mean 'a' or 'b'?"`` naming the ``choices`` closest to a mistyped ``word`` (case and leading
+    dashes ignored), or None when none is close: the one "did you mean" of config keys, presets, datasets and
+    command-line options."""
     import difflib
 
+    by_norm = {c.lower().lstrip("-"): c for c in choices}  # '--' in front of every option inflates likeness
+    w = word.lower().lstrip("-")
+    scored = sorted(((difflib.SequenceMatcher(None, w, c).ratio(), c) for c in by_norm), reverse=True)[:n]
+    # difflib's usual cutoff, and only the near-best: 'epoch' is 'epochs', not also 'nproc'
+    close = [c for r, c in scored if r >= max(0.6, scored[0][0] - 0.15)]
+    return f"did you mean {' or '.join(repr(by_norm[c]) for c in close)}?" if close else None
+
+
+def unknown_key_error(key: str) -> GankitError:
+    """A one-line error for an unknown dotted key, with the closest valid keys."""
     keys = all_keys()
-    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
     section = key.split(".")[0]
     same = [k for k in keys if k.startswith(section + ".")]
-    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close else
-            f"valid {section}.* keys: {', '.join(same)}" if same else
-            f"sections are {', '.join(sorted({k.split('.')[0] for k in keys}))}")
+    hint = did_you_mean(key, keys) or (f"valid {section}.* keys: {', '.join(same)}" if same else
+                                       f"sections are {', '.join(sorted({k.split('.')[0] for k in keys}))}")
     return GankitError(f"unknown config key {key!r}; {hint}")
 
 

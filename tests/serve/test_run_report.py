@@ -193,3 +193,10 @@ def test_report_refuses_files_of_the_wrong_type_in_one_line(run_dir, tmp_path, r
     f = run_dir / name
     f.write_bytes(text) if isinstance(text, bytes) else f.write_text(text)
     refused(["report", run_dir, "--out", tmp_path / "r.html"], tmp_path, msg)
+
+
+def test_report_refuses_a_folder_as_its_log(run_dir, tmp_path, refused):
+    (run_dir / "log.csv").unlink()
+    (run_dir / "log.csv").mkdir()
+    refused(["report", run_dir, "--out", tmp_path / "r.html"], tmp_path,
+            r"log\.csv is a folder, not the run's step log")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DataConfig
+from ..config import DataConfig, did_you_mean
 from ..errors import GankitError
 from . import cifar as _cifar
 from . import folder as _folder
@@ -116,8 +116,6 @@ def _load_remote(cfg: DataConfig, ds: sources.RemoteDataset, allow_download: boo
 
 
 def _load_idx_dir(cfg: DataConfig) -> Dataset:
-    if not cfg.dir:
-        raise GankitError("dataset 'idx' needs a folder: pass --data-dir DIR (MNIST-format IDX files)")
     folder = Path(cfg.dir).expanduser()
     if not folder.is_dir():
         raise GankitError(f"--data-dir {folder} is not a folder")
@@ -139,21 +137,43 @@ def _load_idx_dir(cfg: DataConfig) -> Dataset:
     return _from_numpy("idx", images, labels, str(folder))
 
 
-def load_dataset(cfg: DataConfig, log=print) -> Dataset:
+_NEEDS_DIR = {"idx": "MNIST-format IDX files", "folder": "PNG/JPEG images"}
+
+
+def check_data(cfg: DataConfig) -> None:
+    """The checks of ``cfg`` that read no file: a known dataset name, and a folder for those that need one.
+    :func:`load_dataset` runs them first; ``gankit train --dry-run`` runs them alone."""
+    if cfg.name not in DATASETS:
+        raise GankitError(f"unknown dataset {cfg.name!r}; "
+                          f"{did_you_mean(cfg.name, list_datasets()) or 'choose one of: ' + ', '.join(DATASETS)}")
+    if cfg.name in _NEEDS_DIR and not cfg.dir:
+        raise GankitError(f"dataset {cfg.name!r} needs a folder: pass --data-dir DIR ({_NEEDS_DIR[cfg.name]})")
+    if cfg.name == "stacked-mnist":
+        check_data(DataConfig(name=cfg.base, dir=cfg.dir))
+
+
+def load_dataset(cfg: DataConfig, log=print, model: str | None = None) -> Dataset:
     """Load the dataset ``cfg`` names, following the offline-first rules in :mod:`gankit.data.sources`.
 
-    ``auto`` takes MNIST when it is found or downloadable and otherwise ``digits``, saying so in one line.
+    ``auto`` takes MNIST when it is found or downloadable and otherwise ``digits``, saying so in one line;
+    ``model`` (a preset name) is the model the data is for: the line then says that its image shape changed.
     A dataset named explicitly never falls back: it raises :class:`GankitError`.
     """
+    check_data(cfg)
     name = cfg.name
     if name == "auto":
         try:
             return _load_remote(cfg, sources.MNIST, cfg.download, log=lambda *_: None)
         except sources.UnavailableError as e:  # only a missing MNIST falls back; a corrupt one is an error
             why = e.reasons[0] + (f" (and {len(e.reasons) - 1} more)" if len(e.reasons) > 1 else "")
+            digits = load_digits(cfg.split)
+            c, h, w = digits.shape
+            # G and D are built for the data's shape: a preset made for 28x28 MNIST trains a different network
+            shape = (f", so the {model} preset's G and D are built for {h}x{w}x{c} images instead of MNIST's "
+                     f"28x28x1 ({c * h * w} pixels, not 784)" if model else "")
             log(f"MNIST is not on disk and could not be downloaded ({' '.join(why.split())}); training on the "
-                f"bundled 8x8 'digits' instead. To use MNIST, {sources.MNIST.how_to_get}.")
-            return load_digits(cfg.split)
+                f"bundled 8x8 'digits' instead{shape}. To use MNIST, {sources.MNIST.how_to_get}.")
+            return digits
     if name in sources.REMOTE_DATASETS:
         return _load_remote(cfg, sources.REMOTE_DATASETS[name], cfg.download, log)
     if name == "digits":
@@ -172,9 +192,6 @@ def load_dataset(cfg: DataConfig, log=print) -> Dataset:
         except GankitError:
             log("stacked-mnist: the source has no test split; stacking its train images only")
         return _stacked.build(parts, cfg.size, cfg.seed, cfg.split, parts[0].source)
-    if name == "folder":
-        if not cfg.dir:
-            raise GankitError("dataset 'folder' needs a folder: pass --data-dir DIR (PNG/JPEG images)")
-        images = _folder.load_image_folder(Path(cfg.dir).expanduser(), cfg.resolution, cfg.channels)
-        return _from_numpy("folder", images, None, os.fspath(cfg.dir))
-    raise GankitError(f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}")
+    # name == "folder": check_data refused every other name
+    images = _folder.load_image_folder(Path(cfg.dir).expanduser(), cfg.resolution, cfg.channels)
+    return _from_numpy("folder", images, None, os.fspath(cfg.dir))

@@ -31,6 +31,9 @@ def read_log_tolerant(path: Path) -> dict[str, list[float]]:
     """Columns of ``log.csv``; rows that do not parse (a run being written) are skipped."""
     try:
         text = path.read_text()
+    except IsADirectoryError:
+        raise GankitError(f"{path} is a folder, not the run's step log; move it away for a report without "
+                          f"training curves") from None
     except OSError:
         return {}
     except UnicodeDecodeError:
@@ -187,7 +190,8 @@ def build_report(run_dir: str | os.PathLike, max_frames: int = 60) -> str:
         ("preset", config.get("preset")), ("dataset", f"{ds.get('name')} ({ds.get('size')} images, shape "
                                                      f"{ds.get('shape')})" if ds else None),
         ("model", (config.get("model") or {}).get("arch")),
-        ("parameters", ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in params.items()) if params else None),
+        ("parameters", ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in params.items())
+         if params else None),
         ("loss", (config.get("loss") or {}).get("name")),
         ("steps logged", f"{last_step} of {manifest.get('total_steps', '?')}"),
         ("epochs logged", int(log["epoch"][-1]) if log.get("epoch") else None),

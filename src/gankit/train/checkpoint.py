@@ -6,6 +6,7 @@ file alone, and loading never executes code from the file.
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..io import atomic_write_bytes
 FORMAT = "gankit-checkpoint"
 FORMAT_VERSION = 1
 MAX_SIDE = 65536  # of an img_shape dimension; larger is a damaged file (the memory check refuses far less)
+ENSEMBLE_FILE = "ensemble.json"  # in a gankit train --seeds folder: its member run folders, in order
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
@@ -29,6 +31,23 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def seed_members(folder: str | os.PathLike) -> list[Path] | None:
+    """The member run folders of a ``gankit train --seeds`` folder, in order (its ensemble.json lists them);
+    None when ``folder`` holds no ensemble.json."""
+    f = Path(folder).expanduser() / ENSEMBLE_FILE
+    if not f.is_file():
+        return None
+    try:
+        names = json.loads(f.read_text())["members"]
+        if not (isinstance(names, list) and names and all(
+                isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n for n in names)):
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise GankitError(f"{f}: not a readable list of member folders; name one member folder "
+                          f"({f.parent}/seedK) instead") from None
+    return [f.parent / n for n in names]
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run folder (its ``checkpoints/last.pt``)."""
     p = Path(path).expanduser()
@@ -36,6 +55,11 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         cand = p / "checkpoints" / "last.pt"
         if cand.is_file():
             return cand
+        members = seed_members(p)
+        if members:  # one generator per call: the caller picks the member
+            names = ", ".join(m.name for m in members[:4]) + (", ..." if len(members) > 4 else "")
+            raise GankitError(f"{p} is a --seeds folder of {len(members)} runs ({names}); name one of them, "
+                              f"e.g. {members[0]}")
         raise GankitError(f"{p}: no checkpoints/last.pt in this folder (is it a gankit run folder?)")
     if not p.exists():
         raise GankitError(f"{p}: no such file or folder")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import GankitError
+from ..errors import GankitError, option
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def device_for(info: DistInfo, device_name: str) -> str:
 def failure(info: DistInfo, e: BaseException) -> GankitError:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     return GankitError(f"rank {info.rank}: distributed training stopped: {first} (another process died or timed "
-                       f"out; the last checkpoint is intact, resume with --resume)")
+                       f"out; the last checkpoint is intact, resume with {option('--resume', 'resume=True')})")
 
 
 def shutdown(info: DistInfo, barrier: bool = False) -> None:

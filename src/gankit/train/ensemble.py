@@ -49,12 +49,12 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..config import RunConfig
 from ..data import to_unit_range
-from ..errors import GankitError
+from ..errors import GankitError, option
 from ..io import atomic_write_text
 from ..models import has_batch_coupling
 from . import accel, graphs
 from .loop import RunResult, Trainer, epoch_permutation, install_stop_handlers
-from .rundir import Progress, plot_losses
+from .rundir import Progress, check_out_free, plot_losses
 
 
 MAX_SEEDS = 256  # runs of one --seeds ensemble: each is a Trainer with its data and run folder
@@ -176,6 +176,8 @@ class Ensemble:
         if not resume:
             check_members(cfgs)
         self.log = log
+        for o in outs:  # every member's folder before the first member loads its data
+            check_out_free(Path(o), overwrite, resume)
         quiet = lambda *_: None  # the members stay silent; the ensemble reports
         self.members = [Trainer(c, o, overwrite=overwrite, resume=resume, log=quiet) for c, o in zip(cfgs, outs)]
         if resume:
@@ -192,7 +194,8 @@ class Ensemble:
         steps = {m.step for m in self.members}
         if len(steps) > 1:
             raise GankitError(f"cannot resume these runs together: their checkpoints are at different steps "
-                              f"({sorted(steps)}); resume each alone with gankit train --resume")
+                              f"({sorted(steps)}); resume each alone with "
+                              f"{option('gankit train --resume', 'gankit.train(out=RUN_DIR, resume=True)')}")
         self.step = first.step
         self.B, self.spe, self.total_steps = first.cfg.train.batch_size, first.steps_per_epoch, first.total_steps
         self.G = _Net.stack([m.G for m in self.members])
@@ -503,6 +506,7 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
     results = [e._finish(interrupted) for e in group]
     if interrupted:
         name = signal.Signals(lead._stop_signal).name
-        print(f"gankit: {name} received: stopped at step {lead.step}, checkpoints saved; resume with the same "
-              f"command and --resume", file=sys.stderr, flush=True)
+        how = option("the same command and --resume", "the same configs and folders and resume=True")
+        print(f"gankit: {name} received: stopped at step {lead.step}, checkpoints saved; resume with {how}",
+              file=sys.stderr, flush=True)
     return results

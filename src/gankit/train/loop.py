@@ -18,13 +18,13 @@ from typing import Any, Callable
 import torch
 
 from ..config import RunConfig
-from ..data import Dataset, load_dataset
+from ..data import Dataset, check_data, load_dataset
 from .. import memory
 from ..device import resolve_device as _resolve_device
-from ..errors import GankitError
+from ..errors import GankitError, option
 from ..images import save_grid, to_numpy_uint8
 from ..losses import get_loss
-from ..models import build_discriminator, build_generator
+from ..models import build_discriminator, build_generator, check_model
 from . import accel
 from . import distributed as dist_utils
 from . import fused, graphs
@@ -40,9 +40,12 @@ from .rundir import (
     Progress,
     StepLog,
     check_checkpoint_of_run,
+    check_out_free,
     checkpoint_home,
     plot_losses,
     prepare_run_dir,
+    resume_elsewhere,
+    resume_in_place,
     versions,
     write_manifest,
 )
@@ -55,6 +58,16 @@ Callback = Callable[["Trainer"], None]
 
 def resolve_device(name: str) -> torch.device:
     return _resolve_device(name, "train.device")
+
+
+def check_config(cfg: RunConfig, data: bool = True) -> None:
+    """The checks of a run's config that need no data, device or file: the dataset's name (``data`` False: an
+    in-memory dataset replaces it), the model's cross-field rules and the loss's name. The Trainer runs them
+    first; ``gankit train --dry-run`` runs them alone, so a dry run accepts what the real run accepts."""
+    if data:
+        check_data(cfg.data)
+    check_model(cfg.model)
+    get_loss(cfg.loss.name)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -122,7 +135,7 @@ class Trainer(StepMixin):
             if in_place:
                 if home is None:
                     raise GankitError(f"{ckpt} is not in a run folder's checkpoints/; to continue from it, give "
-                                      f"a new run folder: gankit train --resume {ckpt} --out NEW")
+                                      f"a new run folder: {resume_elsewhere(ckpt)}")
                 check_checkpoint_of_run(ckpt, saved, home)  # another run's checkpoint copied over last.pt
                 out = home
             else:
@@ -134,10 +147,11 @@ class Trainer(StepMixin):
                     if getattr(cfg, section) != getattr(saved, section):
                         what = (f"preset ({cfg.preset}) differs" if section == "preset"
                                 else f"{section} settings differ")
-                        raise GankitError(f"--resume: the {what} from the checkpoint's; only train.* may change "
-                                          f"when resuming")
+                        raise GankitError(f"{option('--resume', 'resume')}: the {what} from the checkpoint's; "
+                                          f"only train.* may change when resuming")
         if cfg is None:
             raise GankitError("no config given")
+        check_config(cfg, data=dataset is None)
         self.cfg = cfg
         self.dist = dist_utils.from_env(cfg.train.device, cfg.train.dist_timeout)
         if not self.dist.is_main:  # only rank 0 speaks and writes
@@ -157,8 +171,12 @@ class Trainer(StepMixin):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
-        # Everything that can fail on bad input happens before the run folder is touched.
-        self.data = (dataset if dataset is not None else load_dataset(cfg.data, log=log)).to(self.device)
+        # Everything that can fail on bad input happens before the run folder is touched; a taken run folder
+        # fails before the data is loaded (an MNIST download takes a while).
+        if self.dist.is_main:
+            check_out_free(Path(out), overwrite, in_place)
+        self.data = (dataset if dataset is not None else load_dataset(cfg.data, log=log, model=cfg.preset))
+        self.data = self.data.to(self.device)
         if cfg.train.batch_size % self.dist.world_size:
             raise GankitError(f"train.batch_size {cfg.train.batch_size} is the global batch and must divide evenly "
                               f"over {self.dist.world_size} processes")
@@ -499,7 +517,7 @@ class Trainer(StepMixin):
             name = signal.Signals(self._stop_signal).name
             if self.dist.is_main:
                 print(f"gankit: {name} received: stopped at step {self.step}, checkpoint saved; resume with: "
-                      f"gankit train --resume {self.run_dir}", file=sys.stderr, flush=True)
+                      f"{resume_in_place(self.run_dir)}", file=sys.stderr, flush=True)
         else:
             self.write_grid("final.png")
             if self.dist.is_main:

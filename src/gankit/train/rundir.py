@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__
 from ..config import RunConfig
-from ..errors import GankitError
+from ..errors import GankitError, option
 from ..io import atomic_write_text
 from .lock import LOCK_FILE, RunLock
 
@@ -112,14 +112,19 @@ def run_files(folder: Path, members: bool = True) -> tuple[list[Path], list[Path
     return own, foreign, member_dirs
 
 
-def _clear(out: Path) -> None:
-    """--overwrite: refuse while ``out`` holds anything gankit did not write, else remove what it wrote."""
-    own, foreign, members = run_files(out)
+def _refuse_foreign(out: Path, foreign: list[Path]) -> None:
     if foreign:
         names = [str(p.relative_to(out)) + ("/" if p.is_dir() else "") for p in foreign[:3]]
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise GankitError(f"--overwrite: {out} holds files gankit did not write ({', '.join(names)}{more}); "
-                          f"move them out of the folder or choose another --out")
+        raise GankitError(f"{option('--overwrite', 'overwrite=True')}: {out} holds files gankit did not write "
+                          f"({', '.join(names)}{more}); move them out of the folder or choose another "
+                          f"{option('--out', 'out folder')}")
+
+
+def _clear(out: Path) -> None:
+    """--overwrite: refuse while ``out`` holds anything gankit did not write, else remove what it wrote."""
+    own, foreign, members = run_files(out)
+    _refuse_foreign(out, foreign)
     locks = [RunLock(m) for m in members]  # a member folder being trained into is not ours to delete
     try:
         for p in own:
@@ -131,10 +136,36 @@ def _clear(out: Path) -> None:
             else:
                 p.unlink()
     except OSError as e:
-        raise GankitError(f"--overwrite: cannot remove the old run's files in {out}: {e.strerror}") from None
+        raise GankitError(f"{option('--overwrite', 'overwrite=True')}: cannot remove the old run's files in {out}: "
+                          f"{e.strerror}") from None
     finally:
         for lk in locks:
             lk.release()
+
+
+def check_out_free(out: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse ``out`` as :func:`prepare_run_dir` would, writing nothing: not a folder, already holding files
+    (unless overwriting or resuming), holding others' files (overwriting), in use by another process. The
+    Trainer runs this before it loads (or downloads) the data; :func:`prepare_run_dir` runs it again."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise GankitError(f"{option(f'--out {out}', f'out={str(out)!r}')} exists and is not a folder")
+    if overwrite and resume:
+        flag = option("--overwrite", "overwrite=True")
+        raise GankitError(f"{flag} would delete the run that {option('--resume', 'resume')} continues ({out}); "
+                          f"drop {flag}")
+    if not out.is_dir():
+        return
+    if any(p.name != LOCK_FILE for p in out.iterdir()) and not (overwrite or resume):
+        raise GankitError(f"{option(f'--out {out}', f'out={str(out)!r}')} already holds files; choose a new "
+                          f"folder, pass {option('--overwrite', 'overwrite=True')} to replace them, or "
+                          f"{option(f'--resume {out}', 'resume=True')} to continue that run")
+    if resume:
+        check_step_log(out / "log.csv")  # StepLog continues it once the folder is locked: refuse it before
+    if overwrite:
+        _refuse_foreign(out, run_files(out)[1])
+    if (out / LOCK_FILE).exists():  # another process may be training into it: take the lock and give it back
+        RunLock(out).release()
 
 
 def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> RunLock:
@@ -142,15 +173,7 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> RunLock:
 
     Returns the lock, held until released (:meth:`RunLock.release`) or the process ends."""
     out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise GankitError(f"--out {out} exists and is not a folder")
-    if overwrite and resume:
-        raise GankitError(f"--overwrite would delete the run that --resume continues ({out}); drop --overwrite")
-    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()) and not (overwrite or resume):
-        raise GankitError(f"--out {out} already holds files; choose a new folder, pass --overwrite to replace "
-                          f"them, or --resume {out} to continue that run")
-    if resume:
-        check_step_log(out / "log.csv")  # StepLog continues it once the folder is locked: refuse it before
+    check_out_free(out, overwrite, resume)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -186,6 +209,16 @@ def checkpoint_home(source: Path, ckpt: Path) -> Path | None:
     return None
 
 
+def resume_in_place(run: Path) -> str:
+    """How to continue the run in ``run``, as the user's interface (CLI or Python API) spells it."""
+    return option(f"gankit train --resume {run}", f"gankit.train(out={str(run)!r}, resume=True)")
+
+
+def resume_elsewhere(ckpt: Path) -> str:
+    """How to continue from the checkpoint ``ckpt`` in a new run folder, as the user's interface spells it."""
+    return option(f"gankit train --resume {ckpt} --out NEW", f"gankit.train(out=NEW, resume={str(ckpt)!r})")
+
+
 def check_checkpoint_of_run(ckpt: Path, saved: RunConfig, run: Path) -> None:
     """Refuse a checkpoint whose preset, model, data, loss or optimizer settings differ from the run folder's
     ``config.json`` (another run's checkpoint copied in). An unreadable config.json is not checked."""
@@ -198,7 +231,7 @@ def check_checkpoint_of_run(ckpt: Path, saved: RunConfig, run: Path) -> None:
             what = f"preset ({saved.preset}) differs" if section == "preset" else f"{section} settings differ"
             raise GankitError(f"{ckpt} is not this run's checkpoint: its {what} from "
                               f"{run / 'config.json'}; put the run's own checkpoint back, or continue from this one "
-                              f"in a new folder: gankit train --resume {ckpt} --out NEW")
+                              f"in a new folder: {resume_elsewhere(ckpt)}")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
