@@ -188,6 +188,7 @@ def test_device_errors_name_the_option_typed(in_tmp, refused, monkeypatch):
     refused(train + ["--device", "cpu", "--train.device=cuda"], in_tmp, rf"error: --train\.device {no_cuda}")
     refused(["train", "--resume", "runs/fm", "--device", "cuda"], in_tmp, rf"error: --device {no_cuda}--device cpu$")
     refused(["sample", "runs/fm", "--device", "cuda", "--out", "s.npz"], in_tmp, rf"error: --device {no_cuda}")
+    refused(["eval", "runs/fm", "--device", "cuda"], in_tmp, rf"error: --device {no_cuda}--device cpu$")
     assert cli.main(["train", "--device", "cuda", "--dry-run"]) == 0  # a config for another machine
 
 
@@ -225,14 +226,14 @@ def test_sample_report_and_serve_on_a_seeds_folder(seeds_run, refused, tmp_path,
             rf"{seeds_run} is a --seeds folder of 2 runs \(seed0, seed1\); name one of them, e.g. {seeds_run}/seed0$")
     refused(["report", seeds_run, "--out", tmp_path / "r.html"], seeds_run,
             rf"--seeds folder of 2 runs and --out names one file: .* gankit report {seeds_run}/seed0 --out ")
-    assert cli.main(["report", seeds_run]) == 0
+    assert cli.main(["report", str(seeds_run)]) == 0
     assert "wrote 2 reports, one per member" in capsys.readouterr().out
     for member in ("seed0", "seed1"):
         assert "<html" in (seeds_run / member / "report.html").read_text()[:200].lower()
     from gankit.serve.runs import discover
 
     assert list(discover(seeds_run)) == ["seed0", "seed1"]  # gankit serve lists the members as runs
-    assert cli.main(["sample", seeds_run / "seed1", "--n", "5", "--out", tmp_path / "s.npz"]) == 0
+    assert cli.main(["sample", str(seeds_run / "seed1"), "--n", "5", "--out", str(tmp_path / "s.npz")]) == 0
 
 
 def test_a_folder_of_samples_is_an_image_folder_dataset(in_tmp, refused):
@@ -245,7 +246,8 @@ def test_a_folder_of_samples_is_an_image_folder_dataset(in_tmp, refused):
     ds = load_dataset(DataConfig(name="folder", dir=str(in_tmp / "pngs")))
     assert ds.images.shape == (10, 1, 8, 8)
     (in_tmp / "other_grid.png").write_bytes(b"not ours")  # the grid beside is not overwritten unasked
-    refused(["sample", "runs/fm", "--n", "4", "--out", "other"], in_tmp, r"other_grid\.png already exists; .*--overwrite")
+    refused(["sample", "runs/fm", "--n", "4", "--out", "other"], in_tmp,
+            r"other_grid\.png already exists; .*--overwrite")
 
 
 @pytest.mark.parametrize("preset,net", [("seed", "MLP"), ("dcgan-mnist", "DCGAN")])

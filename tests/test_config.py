@@ -61,6 +61,8 @@ def test_every_key_is_settable_from_its_own_value():
     assert RunConfig().with_overrides(flat) == c
 
 
-def test_unknown_preset_lists_choices():
-    with pytest.raises(GankitError, match="unknown preset 'sed'; choose one of: .*seed"):
+def test_unknown_preset_suggests_the_closest_or_lists_choices():
+    with pytest.raises(GankitError, match=r"unknown preset 'sed'; did you mean 'seed'\?$"):
         preset_config("sed")
+    with pytest.raises(GankitError, match="unknown preset 'xyz'; choose one of: .*seed"):
+        preset_config("xyz")

@@ -4,13 +4,13 @@ Shell lines go through the real CLI (``gankit.cli.main``, in-process), Python bl
 the folder the commands before it left behind. What is not run is listed below with its reason; the only
 changes to what the README says are the step budgets, listed with the time the line takes as written.
 """
-import importlib
 import re
 import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import gankit
 from gankit import cli
@@ -70,6 +70,22 @@ def inline_names(text: str) -> set[str]:
     return {n for span in re.findall(r"`([^`]+)`", prose) for n in re.findall(r"(?<![\w./-])gankit(?:\.\w+)+", span)}
 
 
+def readme_steps(text: str) -> list[tuple[str, int, str]]:
+    """What a new user runs, in order: ("bash", line, command) for each gankit command not skipped,
+    ("python", line, code) for each Python block."""
+    steps = []
+    for lang, line, code in readme_blocks(text):
+        assert lang in ("bash", "python"), f"README.md:{line}: a ```{lang} block; the test runs bash and python"
+        if lang == "python":
+            steps.append(("python", line, code))
+            continue
+        for cmd_line, cmd in shell_commands(code, line):
+            if not any(cmd.startswith(prefix) for prefix in SKIPPED):
+                assert cmd.startswith("gankit "), f"README.md:{cmd_line}: not a gankit command, not skipped: {cmd}"
+                steps.append(("bash", cmd_line, cmd))
+    return steps
+
+
 def test_readme_names_of_the_python_api_exist():
     """A dotted name in the prose is what a user types: ``gankit.train`` is the function, so a name through it
     (``gankit.train.ensemble...``) would be an AttributeError."""
@@ -99,44 +115,41 @@ def test_readme_runs_in_order(tmp_path, monkeypatch, capsys, fashion_dir):
     (datasets / "fashion-mnist").symlink_to(fashion_dir)
     monkeypatch.setenv("GANKIT_SYSTEM_DATA_DIRS", str(datasets))
 
-    budgets_used, py_budgets_used, ran = set(), set(), []
-    for lang, line, code in readme_blocks(README.read_text()):
-        if lang == "python":
+    steps = readme_steps(README.read_text())
+    # every budget still matches its line before anything runs: an unmatched one would leave a run of hours
+    commands = {cmd for kind, _, cmd in steps if kind == "bash"}
+    assert set(BUDGETS) <= commands, f"budgets for lines no longer in the README: {set(BUDGETS) - commands}"
+    for old, _ in PY_BUDGETS:
+        assert any(kind == "python" and old in code for kind, _, code in steps), f"no Python block has {old}"
+    assert sum(kind == "bash" for kind, *_ in steps) >= 15 and sum(kind == "python" for kind, *_ in steps) == 2
+
+    scopes = []
+    for kind, line, code in steps:
+        if kind == "python":
             for old, new in PY_BUDGETS:
-                if old in code:
-                    code, _ = code.replace(old, new), py_budgets_used.add(old)
+                code = code.replace(old, new)
             scope: dict = {}
             # padded so that a traceback names the README's own line numbers
             exec(compile("\n" * (line - 1) + code, str(README), "exec"), scope)
-            ran.append(("python", line, scope))
-            continue
-        assert lang == "bash", f"README.md:{line}: a ```{lang} block; the test runs bash and python blocks"
-        for cmd_line, cmd in shell_commands(code, line):
-            if any(cmd.startswith(prefix) for prefix in SKIPPED):
-                continue
-            assert cmd.startswith("gankit "), f"README.md:{cmd_line}: not a gankit command, not skipped: {cmd}"
-            args = shlex.split(cmd)[1:] + BUDGETS.get(cmd, [])
-            budgets_used.add(cmd) if cmd in BUDGETS else None
+            scopes.append(scope)
+        else:
             capsys.readouterr()
-            code_ = cli.main(args)
+            status = cli.main(shlex.split(code)[1:] + BUDGETS.get(code, []))
             err = capsys.readouterr().err
-            assert code_ == 0, f"README.md:{cmd_line}: {cmd} exited {code_}:\n{err[-3000:]}"
-            ran.append(("bash", cmd_line, cmd))
-    assert budgets_used == set(BUDGETS), f"budgets for lines no longer in the README: {set(BUDGETS) - budgets_used}"
-    assert py_budgets_used == {old for old, _ in PY_BUDGETS}
-    assert sum(kind == "bash" for kind, *_ in ran) >= 20 and sum(kind == "python" for kind, *_ in ran) == 2
+            assert status == 0, f"README.md:{line}: {code} exited {status}:\n{err[-3000:]}"
 
     # what the README says these commands leave behind
     assert Path("runs/seed/samples/final.png").is_file()
     fm = gankit.load("runs/fm")
     assert fm.step == 10 * 600  # resumed to 10 epochs of 60,000 images in batches of 100
     assert np.load("samples.npz")["images"].shape == (1000, 28, 28) and Path("samples_grid.png").is_file()
-    assert len(list(Path("pngs").glob("*.png"))) >= 64
+    assert len(list(Path("pngs").glob("*.png"))) == 64 and Path("pngs_grid.png").is_file()
     assert Path("runs/fm/eval.json").is_file() and Path("runs/fm/report.html").is_file()
     assert Path("runs/ev/metrics.jsonl").is_file()
     assert np.load("ring8-seed3.npz")["points"].shape == (2500, 2)
-    demo = next(scope for kind, _, scope in ran if kind == "python" and "imgs" in scope)
-    assert demo["x"].shape == (16, 1, 8, 8) and demo["x"].dtype == gankit.load("runs/demo").sample(1).dtype
+    assert all(Path(f"runs/ring8/seed{k}/report.html").is_file() for k in range(5))
+    demo = scopes[0]
+    assert demo["x"].shape == (16, 1, 8, 8) and demo["x"].dtype == torch.float32 and demo["x"].abs().max() <= 1
     assert demo["imgs"].dtype == np.uint8 and demo["imgs"].shape == (16, 8, 8)
     assert np.load("demo.npz")["images"].shape == (1000, 8, 8) and Path("demo_grid.png").is_file()
     for name in ("pacgan-ring8", "gan-ring8"):
@@ -144,15 +157,25 @@ def test_readme_runs_in_order(tmp_path, monkeypatch, capsys, fashion_dir):
     assert gankit.load("runs/ddp").step == 40
 
 
+SPELLING = {  # how each interface names the options: what its messages must say, and what they must not
+    "api": {"overwrite": "overwrite=True", "resume": "resume=True", "out": "out='run'", "other": "--",
+            "new": "gankit.train(out=NEW, resume='elsewhere.pt')"},
+    "cli": {"overwrite": "--overwrite", "resume": "--resume run", "out": "--out run", "other": "=True",
+            "new": "gankit train --resume elsewhere.pt --out NEW"},
+}
+
+
 @pytest.mark.parametrize("interface", ["api", "cli"])
 def test_errors_name_the_options_of_the_interface_used(tmp_path, monkeypatch, capsys, interface):
     """The same refusal says `overwrite=True` to a Python user and `--overwrite` on the command line."""
     monkeypatch.chdir(tmp_path)
     cfg = gankit.preset("seed").with_overrides({"data.name": "digits", "train.steps": 2, "train.progress": False})
-    gankit.train(cfg, "run", log=lambda *_: None)
+    quiet = lambda *_: None  # noqa: E731
+    gankit.train(cfg, "run", log=quiet)
     Path("s.npz").write_bytes(b"")
     Path("foreign").mkdir()
     Path("foreign/notes.txt").write_text("mine")
+    Path("elsewhere.pt").write_bytes(Path("run/checkpoints/last.pt").read_bytes())
 
     def refusal(api_call, cli_args):
         if interface == "api":
@@ -163,19 +186,17 @@ def test_errors_name_the_options_of_the_interface_used(tmp_path, monkeypatch, ca
         assert cli.main(cli_args) == 2
         return capsys.readouterr().err
 
-    spell = {"api": ["overwrite=True", "resume=True", "out='run'"], "cli": ["--overwrite", "--resume run", "--out run"]}
-    overwrite, resume, out = spell[interface]
-    msg = refusal(lambda: gankit.train(cfg, "run", log=lambda *_: None), ["train", "--dataset", "digits", "--out", "run"])
-    assert f"{out} already holds files" in msg and f"pass {overwrite} to replace" in msg and resume in msg
-    msg = refusal(lambda: gankit.load("run").save(4, "s.npz"), ["sample", "run", "--n", "4", "--out", "s.npz"])
-    assert f"choose another path or pass {overwrite}" in msg
-    msg = refusal(lambda: gankit.train(cfg, "foreign", overwrite=True, log=lambda *_: None),
-                  ["train", "--dataset", "digits", "--out", "foreign", "--overwrite"])
-    assert msg.count(overwrite) == 1 and "holds files gankit did not write (notes.txt)" in msg
-    Path("elsewhere.pt").write_bytes(Path("run/checkpoints/last.pt").read_bytes())
-    msg = refusal(lambda: gankit.train(out="elsewhere.pt", resume=True, log=lambda *_: None),
-                  ["train", "--resume", "elsewhere.pt"])
-    how = {"api": "gankit.train(out=NEW, resume='elsewhere.pt')", "cli": "gankit train --resume elsewhere.pt --out NEW"}
-    assert f"give a new run folder: {how[interface]}" in msg
-    other = {"api": "--", "cli": "=True"}[interface]
-    assert other not in msg
+    say = SPELLING[interface]
+    msgs = [refusal(lambda: gankit.train(cfg, "run", log=quiet), ["train", "--dataset", "digits", "--out", "run"]),
+            refusal(lambda: gankit.load("run").save(4, "s.npz"), ["sample", "run", "--n", "4", "--out", "s.npz"]),
+            refusal(lambda: gankit.train(cfg, "foreign", overwrite=True, log=quiet),
+                    ["train", "--dataset", "digits", "--out", "foreign", "--overwrite"]),
+            refusal(lambda: gankit.train(out="elsewhere.pt", resume=True, log=quiet),
+                    ["train", "--resume", "elsewhere.pt"])]
+    taken, exists, foreign, bare = msgs
+    assert f"{say['out']} already holds files" in taken and f"pass {say['overwrite']} to replace" in taken
+    assert f"or {say['resume']} to continue" in taken
+    assert f"s.npz already exists; choose another path or pass {say['overwrite']}" in exists
+    assert foreign.count(say["overwrite"]) == 1 and "holds files gankit did not write (notes.txt)" in foreign
+    assert f"give a new run folder: {say['new']}" in bare
+    assert not [m for m in msgs if say["other"] in m]

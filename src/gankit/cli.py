@@ -262,7 +262,7 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
         names = [f"seed{c.train.seed}" for c in cfgs]
         outs = [root / n for n in names]
         resume = False
-    check_run(args, extra, cfgs[0])  # the members differ only in train.seed and data.seed
+    check_run(args, extra, cfgs[0])
     if args.dry_run:
         print(cfgs[0].to_json())  # the members differ only in train.seed and data.seed
         print(f"# {len(cfgs)} runs, seeds {', '.join(str(c.train.seed) for c in cfgs)} (train.seed = data.seed): "

@@ -98,9 +98,11 @@ def test_explicit_dataset_never_falls_back(name, download, monkeypatch):
     assert "--data-dir" in str(e.value)  # says what to do
 
 
-def test_unknown_dataset_lists_the_choices():
-    with pytest.raises(GankitError, match=r"unknown dataset 'cifar-99'; choose one of: auto, mnist"):
+def test_unknown_dataset_suggests_the_closest_or_lists_the_choices():
+    with pytest.raises(GankitError, match=r"unknown dataset 'cifar-99'; did you mean 'cifar10'\?$"):
         load_dataset(DataConfig(name="cifar-99"))
+    with pytest.raises(GankitError, match=r"unknown dataset 'svhn'; choose one of: auto, mnist"):
+        load_dataset(DataConfig(name="svhn"))
     assert {"auto", "mnist", "fashion-mnist", "digits", "idx", "folder"} <= set(list_datasets())
 
 

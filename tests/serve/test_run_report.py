@@ -154,13 +154,17 @@ def test_report_cli_examples(run_dir, monkeypatch, capsys):
     monkeypatch.chdir(run_dir.parent)
     (run_dir.parent / "runs").mkdir()
     shutil.move(str(run_dir), run_dir.parent / "runs" / "fm")
+    for member in ("seed0", "seed1"):  # a --seeds folder: member run folders listed in ensemble.json
+        shutil.copytree(run_dir.parent / "runs" / "fm", run_dir.parent / "runs" / "ring8" / member)
+    (run_dir.parent / "runs" / "ring8" / "ensemble.json").write_text('{"members": ["seed0", "seed1"]}\n')
     from gankit.serve.cli_report import EXAMPLES
 
     examples = [ln.split("#")[0].split()[1:] for ln in EXAMPLES.splitlines() if ln.strip().startswith("gankit ")]
-    assert len(examples) == 3
+    assert len(examples) == 4
     for args in examples:
         assert cli.main(args) == 0
     assert (run_dir.parent / "runs" / "fm" / "report.html").is_file() and (run_dir.parent / "fm.html").is_file()
+    assert all((run_dir.parent / "runs" / "ring8" / m / "report.html").is_file() for m in ("seed0", "seed1"))
     assert cli.main(["report", "nowhere"]) == 2
     assert "not a gankit run folder" in capsys.readouterr().err
 

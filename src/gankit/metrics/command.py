@@ -64,6 +64,9 @@ def default_metrics(dataset: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
+
+    resolve_device(args.device, "--device")  # before any loading: the message names the option typed
     members = _seed_members(Path(args.run))
     if members is None:
         report = _run_one(args, args.run)
