@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -119,7 +120,9 @@ def summarize(metrics: list[dict]) -> dict:
 def format_summary(summary: dict, n: int) -> str:
     lines = [f"over {n} seeds (mean ± standard error):"]
     for name, fields in summary.items():
-        cells = [f"{k} {v['mean']:.4g} ± {v['se']:.2g}" for k, v in fields.items()]
+        # a mean that is inf (a KL over a mode never hit) has no spread worth printing ("inf ± nan")
+        cells = [f"{k} {v['mean']:.4g}" + (f" ± {v['se']:.2g}" if math.isfinite(v["mean"]) else "")
+                 for k, v in fields.items()]
         lines.append(f"{name:<12} " + ", ".join(cells))
     return "\n".join(lines)
 

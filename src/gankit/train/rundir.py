@@ -87,7 +87,8 @@ def run_files(folder: Path, members: bool = True) -> tuple[list[Path], list[Path
 
     Gankit's: the files it writes, by name (:data:`RUN_FILES`; ``samples/epoch_NNNN.png``, ``final.png``;
     ``checkpoints/last.pt``, ``epoch_NNNN.pt``, ``nonfinite_step_N.pt``; ``tensorboard/events.out.tfevents.*``;
-    top-level ``gankit eval --json`` reports), their temporary files, the lock, and member folders ``seedN/`` holding nothing else."""
+    top-level ``gankit eval --json`` reports), their temporary files, the lock, and member folders ``seedN/``
+    holding nothing else."""
     own: list[Path] = []
     foreign: list[Path] = []
     member_dirs: list[Path] = []
