@@ -12,11 +12,18 @@ from gankit.cli import main
 from gankit.config import PRESETS, list_presets, preset_config
 from gankit.data import Dataset, load_dataset
 from gankit.errors import GankitError
+from gankit.models import model_keys
 from gankit.train.loop import Trainer
 
-TINY = {"model.g_channels": 4, "model.d_channels": 4, "model.g_hidden": (8, 8), "model.d_hidden": (8,),
-        "train.steps": 2, "train.epochs": None, "train.batch_size": 8, "train.log_every": 1, "train.progress": False,
-        "train.grid_size": 4, "train.device": "cpu", "train.threads": 0}
+TRAIN = {"train.steps": 2, "train.epochs": None, "train.batch_size": 8, "train.log_every": 1, "train.progress": False,
+         "train.grid_size": 4, "train.device": "cpu", "train.threads": 0}
+WIDTHS = {"model.g_channels": 4, "model.d_channels": 4, "model.g_hidden": (8, 8), "model.d_hidden": (8,)}
+
+
+def tiny(preset: str) -> dict:
+    """Tiny sizes for ``preset``: TRAIN and the WIDTHS its model family reads (a family refuses the others)."""
+    keys = model_keys(preset_config(preset).model.arch)
+    return {**TRAIN, **{k: v for k, v in WIDTHS.items() if k.split(".")[1] in keys}}
 
 
 def _images(shape, n=64, classes=10, seed=0) -> Dataset:
@@ -47,7 +54,7 @@ CASES = [(name, {}) for name in list_presets()] + [("seed", {"optim.ema_beta": 0
 
 @pytest.mark.parametrize("name,extra", CASES, ids=[n + ("-ema" if e else "") for n, e in CASES])
 def test_preset_trains_and_samples(name, extra, tmp_path):
-    cfg = preset_config(name).with_overrides({**TINY, **extra})
+    cfg = preset_config(name).with_overrides({**tiny(name), **extra})
     trainer = Trainer(cfg, tmp_path / name, dataset=_dataset(cfg), log=_quiet)
     g_states = [{k: v.double() for k, v in trainer.G.state_dict().items()}]  # G after steps 0, 1, 2 (log_every 1)
     trainer.add_callback("on_log", lambda t: g_states.append({k: v.double() for k, v in t.G.state_dict().items()}))
@@ -81,7 +88,7 @@ def test_preset_trains_and_samples(name, extra, tmp_path):
 
 def test_seed_takes_the_seed_step_and_the_general_step_matches_it(tmp_path):
     # the autograd seed step (the fused one is checked against autograd in tests/train/test_fused.py)
-    cfg = preset_config("seed").with_overrides({**TINY, "train.steps": 3, "model.g_hidden": (16,),
+    cfg = preset_config("seed").with_overrides({**tiny("seed"), "train.steps": 3, "model.g_hidden": (16,),
                                                 "model.d_hidden": (16,), "train.fused_step": False})
     data = _images((1, 8, 8))
     plain = Trainer(cfg, tmp_path / "a", dataset=data, log=_quiet)
@@ -93,7 +100,7 @@ def test_seed_takes_the_seed_step_and_the_general_step_matches_it(tmp_path):
 
 
 def test_batchnorm_d_is_judged_in_separate_passes(tmp_path):
-    cfg = preset_config("dcgan-mnist").with_overrides(TINY)
+    cfg = preset_config("dcgan-mnist").with_overrides(tiny("dcgan-mnist"))
     t = Trainer(cfg, tmp_path / "r", dataset=_images((1, 28, 28)), log=_quiet)
     assert t.two_pass and not t.plain
 
@@ -112,14 +119,14 @@ def test_presets_command_lists_each_preset_on_one_line(capsys):
     ({"loss.augment": "color"}, (2,), "needs images"),
 ])
 def test_option_errors(overrides, data, match, tmp_path):
-    cfg = preset_config("seed").with_overrides({**TINY, **overrides})
+    cfg = preset_config("seed").with_overrides({**tiny("seed"), **overrides})
     with pytest.raises(GankitError, match=match):
         Trainer(cfg, tmp_path / "r", dataset=_images(data) if len(data) == 3 else
                 Dataset("pts", torch.randn(64, 2), None, "test"), log=_quiet)
 
 
 def test_conditional_needs_labels(tmp_path):
-    cfg = preset_config("cgan-mnist").with_overrides(TINY)
+    cfg = preset_config("cgan-mnist").with_overrides(tiny("cgan-mnist"))
     unlabelled = Dataset("folder", torch.zeros(64, 1, 28, 28, dtype=torch.uint8), None, "test")
     with pytest.raises(GankitError, match="needs labels"):
         Trainer(cfg, tmp_path / "r", dataset=unlabelled, log=_quiet)
@@ -129,9 +136,9 @@ def test_regularizers_in_the_loop(tmp_path):
     """R1, instance noise, DiffAugment, ACGAN, projection, linear lr decay and G_ema together for a few steps."""
     for cond in ("acgan", "projection"):
         cfg = preset_config("dcgan-mnist").with_overrides({
-            **TINY, "model.d_norm": "none", "model.cond": cond, "model.num_classes": 10, "loss.r1_gamma": 1.0,
-            "loss.instance_noise": 0.1, "loss.augment": "color,translation,cutout", "optim.lr_schedule": "linear",
-            "optim.ema_beta": 0.9, "train.steps": 3})
+            **tiny("dcgan-mnist"), "model.d_norm": "none", "model.cond": cond, "model.num_classes": 10,
+            "loss.r1_gamma": 1.0, "loss.instance_noise": 0.1, "loss.augment": "color,translation,cutout",
+            "optim.lr_schedule": "linear", "optim.ema_beta": 0.9, "train.steps": 3})
         t = Trainer(cfg, tmp_path / cond, dataset=_images((1, 28, 28)), log=_quiet)
         before = [p.clone() for p in t.G_ema.parameters()]
         r = t.fit()
@@ -142,7 +149,7 @@ def test_regularizers_in_the_loop(tmp_path):
 
 def test_g_ema_survives_resume(tmp_path):
     """2 steps + resume to 4 give the same G_ema as 4 steps straight, and gankit.load samples from it."""
-    cfg = preset_config("seed").with_overrides({**TINY, "train.steps": 4, "model.g_hidden": (8,),
+    cfg = preset_config("seed").with_overrides({**tiny("seed"), "train.steps": 4, "model.g_hidden": (8,),
                                                 "model.d_hidden": (8,), "optim.ema_beta": 0.9})
     data = _images((1, 8, 8))
     straight = Trainer(cfg, tmp_path / "a", dataset=data, log=_quiet)

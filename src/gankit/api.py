@@ -16,7 +16,7 @@ from .errors import GankitError, option
 from .images import save_grid, to_numpy_uint8
 from .io import atomic_write
 from .memory import check_fits, check_sampling_fits
-from .models import build_generator
+from .models import build_generator, without_unread
 from .train.checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint
 from .train.loop import RunResult, Trainer
 
@@ -68,8 +68,9 @@ class LoadedGenerator:
         self.img_shape = tuple(state["img_shape"])
         self.step = int(state.get("step", 0))
         self.device = resolve_device(device)
-        check_sampling_fits(self.config.model, self.img_shape, str(path), self.device)  # before allocating G
-        self.G = build_generator(self.config.model, self.img_shape)
+        model = without_unread(self.config.model)  # a key its family ignored, in a checkpoint from before the refusal
+        check_sampling_fits(model, self.img_shape, str(path), self.device)  # before allocating G
+        self.G = build_generator(model, self.img_shape)
         # G_ema (an average of G's weights, kept when optim.ema_beta > 0) samples better than G: prefer it
         self.weights = "G_ema" if "G_ema" in state else "G"
         load_state_strict(self.G, state[self.weights], self.weights, path)

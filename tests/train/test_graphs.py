@@ -45,7 +45,7 @@ def test_steps_a_graph_cannot_replay_are_refused(over, msg):
 @pytest.mark.parametrize("preset,over", [
     ("seed", {}),
     ("seed", {"train.d_steps": 2}),
-    ("cgan-mnist", {"model.g_hidden": (16,), "model.d_hidden": (16,)}),
+    ("cgan-mnist", {"model.g_channels": 4, "model.d_channels": 4, "train.batch_size": 16}),
     ("dcgan-mnist", {"model.g_channels": 4, "model.d_channels": 4, "train.batch_size": 16, "optim.ema_beta": 0.9}),
 ])
 def test_inputs_drawn_ahead_give_the_eager_step_bit_for_bit(tmp_path, preset, over):

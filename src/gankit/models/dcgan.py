@@ -19,6 +19,10 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import GankitError
 
+# The model.* keys these nets read besides models.COMMON_KEYS; any other key set away from its default is refused
+# (models.check_model). leaky_slope and d_dropout act in D only (G uses ReLU, as Radford et al.).
+KEYS = frozenset({"g_channels", "d_channels", "g_layers", "d_layers", "g_norm", "d_norm", "leaky_slope", "d_dropout"})
+
 
 def start_resolution(res: int) -> tuple[int, int]:
     """(s0, n): halve ``res`` while it stays even and >= 4 after halving; ``res = s0 · 2^n``."""

@@ -14,6 +14,10 @@ from torch import nn
 from ..config import ModelConfig
 from .layers import init_linear
 
+# The model.* keys these nets read besides models.COMMON_KEYS; any other key set away from its default is refused
+# (models.check_model). bn_momentum is not among them: the batch norms keep PyTorch's momentum 0.1.
+KEYS = frozenset({"g_hidden", "d_hidden", "leaky_slope", "g_norm", "d_norm", "d_dropout"})
+
 
 def _norm(kind: str, width: int) -> nn.Module | None:
     if kind == "batch":

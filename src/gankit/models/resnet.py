@@ -12,8 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import GankitError
 from .dcgan import check_image_shape, init_module_, norm2d, start_resolution
+
+# The model.* keys these nets read besides models.COMMON_KEYS; any other key set away from its default is refused
+# (models.check_model). SNGAN's blocks use plain ReLU and no dropout, and its depth follows from the resolution;
+# D has no normalisation layers (model.d_spectral_norm, a common key, is its normalisation).
+KEYS = frozenset({"g_channels", "d_channels", "g_norm"})
 
 
 class GBlock(nn.Module):
@@ -85,9 +89,6 @@ class ResNetDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, img_shape: tuple[int, ...]):
         super().__init__()
         c, res = check_image_shape("resnet", img_shape)
-        if cfg.d_norm != "none":
-            raise GankitError("model.arch resnet has no normalisation in D (SNGAN uses spectral norm); "
-                              "set model.d_norm none and model.d_spectral_norm true")
         n = start_resolution(res)[1]
         ch = cfg.d_channels
         blocks = [DBlock(c, ch, down=True, first=True)]

@@ -17,6 +17,11 @@ import torch.nn.functional as F
 from ..config import ModelConfig
 from .dcgan import init_module_
 
+# The model.* keys these nets read besides models.COMMON_KEYS; any other key set away from its default is refused
+# (models.check_model). leaky_slope acts in G only (D is maxout); bn_momentum and g_norm_slots need a batch norm.
+KEYS = frozenset({"g_hidden", "d_hidden", "leaky_slope", "g_norm", "d_norm", "d_dropout", "maxout_pieces",
+                  "g_norm_slots", "bn_momentum"})
+
 
 def _norm1d(kind: str, width: int, momentum: float = 0.1, slots: int = 1) -> nn.Module:
     if kind == "batch":
