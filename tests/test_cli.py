@@ -169,6 +169,7 @@ def test_misspelled_flags_presets_and_datasets_get_a_suggestion(args, msg, refus
     (["--dataset", "stacked-mnist", "--data.base", "idx"], r"dataset 'idx' needs a folder"),
     (["--loss.name", "hing"], r"unknown loss 'hing'"),
     (["--model.arch", "vit"], r"unknown model\.arch 'vit'"),
+    (["--model.g_channels", "8"], r"model\.g_channels 8 has no effect on the mlp family"),
     (["--device", "mps"], r"--device 'mps' is not a device gankit runs on"),
 ])
 def test_dry_run_refuses_what_the_run_refuses(args, msg, refused, tmp_path, monkeypatch):

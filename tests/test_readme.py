@@ -33,6 +33,8 @@ BUDGETS = {
     # 400 epochs of 1,000 steps x 5 seeds (~16 h on 2 cores)
     "gankit train --preset pacgan-ring8 --seeds 0-4 --out runs/ring8": ["--steps", "20"],
     "gankit train --resume runs/ring8 --epochs 500": ["--steps", "40"],
+    # a 10-minute budget as written: the later --time wins
+    "gankit train --dataset fashion-mnist --epochs 30 --time 10m --out runs/fm30": ["--time", "2s"],
     # 5 epochs of Fashion-MNIST on 2 processes, ~30 s as written
     "gankit train --dataset fashion-mnist --epochs 5 --nproc 2 --out runs/ddp": ["--steps", "40"],
 }
@@ -155,6 +157,7 @@ def test_readme_runs_in_order(tmp_path, monkeypatch, capsys, fashion_dir):
     for name in ("pacgan-ring8", "gan-ring8"):
         assert all(gankit.load(f"runs/{name}/seed{k}").step == 20 for k in range(5))
     assert gankit.load("runs/ddp").step == 40
+    assert 0 < gankit.load("runs/fm30").step < 30 * 600  # stopped by its budget, checkpoint saved
 
 
 SPELLING = {  # how each interface names the options: what its messages must say, and what they must not

@@ -120,10 +120,12 @@ def test_stacked_section_scores_both_presets_and_the_real_floor(tmp_path, monkey
     both presets train and are scored by the protocol's 26,000 samples, and a rerun retrains nothing."""
     import dataclasses
     import importlib.util
+    import itertools
 
     import numpy as np
 
     from gankit.data.idx import write_idx
+    from gankit.train import budget
 
     spec = importlib.util.spec_from_file_location("zoo_results", SCRIPT)
     zoo = importlib.util.module_from_spec(spec)
@@ -143,7 +145,10 @@ def test_stacked_section_scores_both_presets_and_the_real_floor(tmp_path, monkey
     monkeypatch.setattr(zoo, "_stacked_cfg", lambda preset, args: real_cfg(preset, args).with_overrides({
         "model.g_channels": 4, "model.d_channels": 4, "train.batch_size": 8, "data.size": 800}))
     out = tmp_path / "docs" / "ZOO.md"
-    argv = ["--sections", "stacked", "--stacked-base", "idx", "--stacked-dir", str(src), "--stacked-seconds", "0",
+    # the budget of each run stops it after 20 steps: the clock gankit's loop reads advances one second a step
+    ticks = itertools.count()
+    monkeypatch.setattr(budget, "clock", lambda: float(next(ticks)))
+    argv = ["--sections", "stacked", "--stacked-base", "idx", "--stacked-dir", str(src), "--stacked-seconds", "20",
             "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert zoo.main(argv) == 0
     text = out.read_text()

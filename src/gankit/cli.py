@@ -19,10 +19,17 @@ examples:
   gankit train --dataset digits --steps 200 --train.log_every 20 --out runs/tiny
   gankit train --optim.g_lr 2e-4 --loss.real_target 1.0 --model.g_hidden 256,256 --dry-run
   gankit train --resume runs/fm --epochs 10      # continue a run to 10 epochs
+  gankit train --dataset fashion-mnist --epochs 30 --time 10m --out runs/fm30   # stop after 10 minutes, saved
+  gankit train --resume runs/fm --time 1.5h      # continue a run for at most 1.5 hours more
   gankit train --dataset digits --steps 100 --nproc 2 --out runs/ddp   # 2 processes (torch.distributed)
   gankit train --preset gan-ring8 --seeds 0-4 --device cuda --out runs/ring8   # 5 seeds as one batched run
 
 Any config field is an option: --SECTION.FIELD VALUE (sections: data, model, loss, optim, train).
+
+--time stops at the first step after the budget (counted from the start of this invocation; a resume gets its
+own --time, or none), saves the checkpoint, log and grid, prints how to continue, and exits 0. The run's length
+and any schedule over it (optim.lr_schedule linear, loss.instance_noise) stay those of --steps/--epochs: a run
+stopped early has not finished its decay, and resuming finishes it exactly as one uninterrupted run would.
 """
 
 SAMPLE_EXAMPLES = """\
@@ -64,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="folder with the dataset files (searched first)")
     t.add_argument("--epochs", type=int, help="number of epochs")
     t.add_argument("--steps", type=int, help="number of steps (overrides --epochs)")
+    t.add_argument("--time", metavar="DURATION",
+                   help="wall-clock budget for this invocation: 90s, 10m, 1.5h or seconds (train.time_limit); "
+                        "stops, saves and says how to resume")
     t.add_argument("--batch-size", type=int, help="batch size")
     t.add_argument("--seed", type=int, help="random seed")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N")
@@ -173,6 +183,12 @@ def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | N
         flags["train.steps"] = None
     if args.steps is not None:
         flags["train.steps"] = args.steps
+    if args.time is not None:
+        from .train.budget import parse_duration
+
+        flags["train.time_limit"] = parse_duration(args.time)
+    elif base is not None:  # the budget was the earlier invocation's: a resume gets its own --time, or none
+        flags["train.time_limit"] = None
     if args.batch_size is not None:
         flags["train.batch_size"] = args.batch_size
     if args.seed is not None:
@@ -278,6 +294,8 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
     results = ens.fit()
     if results[0].interrupted:
         return 130
+    if results[0].stopped_by_time:  # the stop line said where and how to continue
+        return 0
     print(f"done: {len(results)} runs (seeds {', '.join(str(c.train.seed) for c in cfgs)}), {results[0].step} steps "
           f"each; run folders {root}/{{{','.join(names)}}}")
     return 0
@@ -310,6 +328,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         result = _train(args, cfg, out, overwrite=args.overwrite)
     if result.interrupted:
         return 130
+    if result.stopped_by_time:  # the stop line said where and how to continue
+        return 0
     if int(os.environ.get("RANK", "0") or 0) == 0:  # under torchrun, rank 0 speaks for the run
         print(f"done: {result.step} steps; samples in {result.run_dir / 'samples'}; "
               f"checkpoint {result.checkpoint()}")

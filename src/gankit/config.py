@@ -27,6 +27,8 @@ def _check(cond: bool, msg: str) -> None:
 MAX_SEED = 2**32 - 1
 # train.log_every sizes a (log_every, 4) float32 buffer on the device: a million rows is 16 MB.
 MAX_LOG_EVERY = 1_000_000
+# train.time_limit and gankit train --time (train/budget.py): at most a year of seconds; more is a typo.
+MAX_TIME_LIMIT = 366 * 86400
 
 
 def seed_arg(text: str) -> int:
@@ -203,6 +205,9 @@ class TrainConfig:
     tf32: bool = False  # CUDA: float32 matmuls on TF32 tensor cores (faster; inputs rounded to 10-bit mantissas)
     deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs are deterministic anyway
     nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry
+    # wall-clock seconds for this invocation (None = no limit; gankit train --time 10m): stop at the first step
+    # boundary after it, save, and say how to resume. Schedules stay defined by steps/epochs (train/budget.py)
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.batch_size > 0, f"train.batch_size must be positive, got {self.batch_size}")
@@ -224,6 +229,8 @@ class TrainConfig:
         _check(self.dist_timeout > 0, f"train.dist_timeout must be > 0 seconds, got {self.dist_timeout}")
         _check(0 <= self.nonfinite_retries <= 20,
                f"train.nonfinite_retries must be in [0, 20], got {self.nonfinite_retries}")
+        _check(self.time_limit is None or 0 < self.time_limit <= MAX_TIME_LIMIT,
+               f"train.time_limit must be in (0, {MAX_TIME_LIMIT:.0f}] seconds, got {self.time_limit}")
 
 
 @dataclass(frozen=True)

@@ -221,3 +221,16 @@ def test_double_backward_penalty_and_ema_under_ddp_match_one_process(tmp_path):
     r = torchrun(2, ARGS + gp + ["--out", str(tmp_path / "gp")])
     assert r.returncode == 0, r.stderr[-3000:]
     assert all(torch.isfinite(v).all() for v in load_checkpoint(tmp_path / "gp")["D"].values())
+
+
+def test_a_time_budget_stops_every_rank_at_one_log_flush(tmp_path):
+    """--time under torchrun: the ranks agree on the stop at a log flush (every 5 steps of an epoch, or its end: 17 steps),
+    none is left waiting, rank 0 prints the one stop line, and the exit status is 0."""
+    args = [a for a in ARGS if a != "20"]
+    args[args.index("--steps") + 1:args.index("--steps") + 1] = ["100000"]
+    r = torchrun(2, args + ["--time", "2s", "--out", str(tmp_path / "t")])
+    assert r.returncode == 0, r.stderr[-3000:]
+    step = load_checkpoint(tmp_path / "t")["step"]
+    assert 0 < step < 100000 and step % 17 % 5 == 0  # the window restarts at each epoch's end
+    assert r.stdout.count("gankit: time budget 2s reached at step") == 1
+    assert f"reached at step {step} of 100000" in r.stdout

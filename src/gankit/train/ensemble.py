@@ -52,7 +52,8 @@ from ..data import to_unit_range
 from ..errors import GankitError, option
 from ..io import atomic_write_text
 from ..models import has_batch_coupling
-from . import accel, graphs
+from . import accel, budget, graphs
+from .checkpoint import ENSEMBLE_FILE
 from .loop import RunResult, Trainer, epoch_permutation, install_stop_handlers
 from .rundir import Progress, check_out_free, plot_losses
 
@@ -392,15 +393,23 @@ class Ensemble:
         """Train every member to ``total_steps``; Ctrl-C/SIGTERM stop after the current step with checkpoints."""
         return fit_together([self])[0]
 
-    def _finish(self, interrupted: bool) -> list[RunResult]:
+    def _finish(self, interrupted: bool, by_time: bool = False) -> list[RunResult]:
         self.save()
         for m in self.members:
             if not interrupted:
                 m.write_grid("final.png")
                 plot_losses(m.run_dir / "log.csv", m.run_dir / "loss.png")
             m.close()
-        return [RunResult(m.run_dir, m.cfg, m.G, m.D, self.step, self.step // self.spe, {}, interrupted)
+        return [RunResult(m.run_dir, m.cfg, m.G, m.D, self.step, self.step // self.spe, {}, interrupted, by_time)
                 for m in self.members]
+
+    def resume_command(self) -> str:
+        """How to continue these runs: the --seeds folder's resume, or the same configs and folders."""
+        parents = {m.run_dir.parent for m in self.members}
+        if len(parents) == 1 and (next(iter(parents)) / ENSEMBLE_FILE).is_file():
+            return option(f"gankit train --resume {next(iter(parents))}",
+                          "the same Ensemble configs and folders with resume=True")
+        return option("the same command and --resume", "the same configs and folders and resume=True")
 
     def _end_of_epoch(self, epoch: int) -> None:
         t = self.cfg.train
@@ -456,7 +465,8 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
     """Train several ensembles in lockstep, one step of each per loop turn (on a GPU with CUDA graphs, as one
     graph: see :class:`JointStep`). They need the same steps per epoch, total steps and current step; each keeps
     its own members, checkpoints and logs. Ctrl-C/SIGTERM stop all of them after the current step, with
-    checkpoints. Returns each ensemble's :meth:`Ensemble.fit` result, in order."""
+    checkpoints; so does the lead's ``train.time_limit`` once spent, at a step boundary (a budget stop ends
+    like a finished run, with grids). Returns each ensemble's :meth:`Ensemble.fit` result, in order."""
     group = list(group)
     lead = group[0]
     for e in group[1:]:
@@ -469,7 +479,11 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
     bar = Progress(t.progress, lead.total_steps, lead.step)
     t0, steps0 = time.perf_counter(), lead.step
     saved_at = time.monotonic()
-    stopping = lambda: any(e._stop_requested for e in group) or lead._stop_signal is not None
+    clock = budget.TimeBudget(t.time_limit)  # per invocation, like a single run's
+    step0 = lead.step
+    # at least one step per invocation (Trainer._stopping); read once per step: flush and break agree
+    stopping = lambda: (any(e._stop_requested for e in group) or lead._stop_signal is not None
+                        or (lead.step > step0 and clock.spent()))
     try:
         while lead.step < lead.total_steps and not stopping():
             epoch, pos = divmod(lead.step, lead.spe)
@@ -481,7 +495,8 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
                 step_all()
                 for e in group:
                     e.step += 1
-                if (i + 1 - flushed) >= t.log_every or i + 1 == end or stopping():
+                stop = stopping()
+                if (i + 1 - flushed) >= t.log_every or i + 1 == end or stop:
                     means = [e._flush(flushed, i + 1, epoch) for e in group]
                     bar.update(i + 1 - flushed, {
                         "epoch": epoch + 1,
@@ -489,7 +504,7 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
                         "img_per_s": (lead.step - steps0) * sum(e.B * e.K for e in group)
                         / max(time.perf_counter() - t0, 1e-9)})
                     flushed = i + 1
-                if stopping():
+                if stop:
                     break
             if lead.step % lead.spe == 0:
                 for e in group:
@@ -503,7 +518,13 @@ def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
             signal.signal(s, h)
         bar.close()
     interrupted = lead._stop_signal is not None
-    results = [e._finish(interrupted) for e in group]
+    by_time = (not interrupted and not any(e._stop_requested for e in group) and lead.step < lead.total_steps
+               and clock.reached)
+    results = [e._finish(interrupted, by_time) for e in group]
+    if by_time:
+        lead.log(budget.stop_line(t.time_limit, lead.step, lead.total_steps,  # type: ignore[arg-type]
+                                  " / ".join(dict.fromkeys(e.resume_command() for e in group)),
+                                  budget.unfinished_schedules(lead.cfg)))
     if interrupted:
         name = signal.Signals(lead._stop_signal).name
         how = option("the same command and --resume", "the same configs and folders and resume=True")

@@ -27,7 +27,7 @@ from ..losses import get_loss
 from ..models import build_discriminator, build_generator, check_model
 from . import accel
 from . import distributed as dist_utils
-from . import fused, graphs
+from . import budget, fused, graphs
 from .checkpoint import (
     host_rng_state,
     load_checkpoint,
@@ -105,7 +105,8 @@ class RunResult:
     step: int
     epoch: int
     history: dict[str, list[float]] = field(default_factory=dict)
-    interrupted: bool = False
+    interrupted: bool = False  # stopped by Ctrl-C/SIGTERM
+    stopped_by_time: bool = False  # stopped by train.time_limit before total_steps (resume to continue)
 
     def checkpoint(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
@@ -140,8 +141,8 @@ class Trainer(StepMixin):
                 out = home
             else:
                 resumed_from = ckpt.resolve()
-            if cfg is None:
-                cfg = saved
+            if cfg is None:  # the budget was the earlier invocation's: a resume gets its own, or none
+                cfg = saved.with_overrides({"train.time_limit": None})
             else:
                 for section in ("preset", "data", "model", "loss", "optim"):
                     if getattr(cfg, section) != getattr(saved, section):
@@ -220,6 +221,9 @@ class Trainer(StepMixin):
         self.callbacks: dict[str, list[Callback]] = {"on_epoch_end": [], "on_log": [], "on_train_end": []}
         self._stop_signal: int | None = None
         self._stop_requested = False
+        self._budget = budget.TimeBudget(None)  # fit() starts train.time_limit's clock
+        self._stop_agreed = self._time_agreed = False
+        self._fit_step0 = 0
         if resume_state is not None:
             self._restore(resume_state, ckpt)
         if self.dist.is_main:  # the run as it is now (a resume may change train.*), and this command line
@@ -388,21 +392,27 @@ class Trainer(StepMixin):
     def _stopping(self) -> bool:
         if self._stop_requested:
             return True
-        # Under torchrun every rank must stop at the same step: the signal only counts once the ranks have
-        # agreed on it at a log flush (a rank leaving early would leave the others waiting in an all-reduce).
-        return self._stop_agreed if self.dist.enabled else self._stop_signal is not None
+        # Under torchrun every rank must stop at the same step: a signal or a spent time budget only counts once
+        # the ranks have agreed on it at a log flush (a rank leaving early would leave the others waiting in an
+        # all-reduce).
+        if self.dist.enabled:
+            return self._stop_agreed or self._time_agreed
+        # one clock read per step; at least one step per invocation, so a resumed run always moves on
+        return self._stop_signal is not None or (self.step > self._fit_step0 and self._budget.spent())
 
     def _sync_flush(self, vals: torch.Tensor) -> torch.Tensor:
-        """Average the buffered per-step values over the ranks and agree on a pending stop signal."""
+        """Average the buffered per-step values over the ranks and agree on a pending stop signal or budget."""
         if not self.dist.enabled:
             return vals
-        flag = torch.tensor([1.0 if self._stop_signal is not None else 0.0], device=vals.device)
-        packed = torch.cat([vals.flatten(), flag])
+        flags = torch.tensor([1.0 if self._stop_signal is not None else 0.0, 1.0 if self._budget.spent() else 0.0],
+                             device=vals.device)
+        packed = torch.cat([vals.flatten(), flags])
         torch.distributed.all_reduce(packed)
-        self._stop_agreed = bool(packed[-1].item() > 0)
+        self._stop_agreed = bool(packed[-2].item() > 0)
+        self._time_agreed = bool(packed[-1].item() > 0)
         if self._stop_agreed and self._stop_signal is None:
             self._stop_signal = signal.SIGTERM  # a peer was signalled
-        return packed[:-1].view_as(vals) / self.dist.world_size
+        return packed[:-2].view_as(vals) / self.dist.world_size
 
     def fit(self) -> RunResult:
         """Train to ``total_steps``; returns a :class:`RunResult`. Ctrl-C/SIGTERM stop cleanly with a checkpoint."""
@@ -440,7 +450,9 @@ class Trainer(StepMixin):
                      else "")
             raise GankitError(f"the weights or optimizer state hold NaN/inf at step {self.step}, before training "
                               f"(a damaged checkpoint or a hook?){where}")
-        self._good, self._retries, self._stop_agreed = self._snapshot(), 0, False
+        self._good, self._retries, self._stop_agreed, self._time_agreed = self._snapshot(), 0, False, False
+        self._budget = budget.TimeBudget(t.time_limit)  # per invocation: counts from here
+        self._fit_step0 = self.step
         self._halt: tuple[int, list, str] | None = None  # retries spent: replay to just before this step, then stop
         # train.adaptive_threads on CPU: adapt the thread count to the machine's load (not reproducible; threads.py)
         tuner = ThreadTuner() if (tuner_wanted(t, self.device) and not self.dist.enabled
@@ -504,6 +516,9 @@ class Trainer(StepMixin):
             bar.close()
             torch.set_num_threads(threads_before)
         interrupted = self._stop_signal is not None
+        # the budget, not a stop() hook or a signal, ended the run before its last step
+        by_time = (not interrupted and not self._stop_requested and self.step < self.total_steps
+                   and (self._budget.reached or self._time_agreed))
         if buf_steps:  # flush what an interruption left in the buffer, unless it went non-finite
             vals = buf[: len(buf_steps)].cpu().tolist()
             if self._first_nonfinite(vals, buf_steps) is None and self._state_finite():
@@ -518,12 +533,16 @@ class Trainer(StepMixin):
             if self.dist.is_main:
                 print(f"gankit: {name} received: stopped at step {self.step}, checkpoint saved; resume with: "
                       f"{resume_in_place(self.run_dir)}", file=sys.stderr, flush=True)
-        else:
+        else:  # a budget stop ends like a finished run (grid, plot), which a resume later overwrites
             self.write_grid("final.png")
             if self.dist.is_main:
                 plot_losses(self.run_dir / "log.csv", self.run_dir / "loss.png")
+            if by_time:
+                self.log(budget.stop_line(t.time_limit, self.step, self.total_steps, resume_in_place(self.run_dir),
+                                          budget.unfinished_schedules(cfg)))
         self._fire("on_train_end")
-        return RunResult(self.run_dir, self.cfg, self.G, self.D, self.step, self.epoch, history, interrupted)
+        return RunResult(self.run_dir, self.cfg, self.G, self.D, self.step, self.epoch, history, interrupted,
+                         by_time)
 
     def _end_of_epoch(self, epoch: int) -> None:
         t = self.cfg.train
