@@ -63,3 +63,14 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object in ``path``, or {} when the file is missing, unreadable, not JSON or not an object."""
+    import json
+
+    try:
+        out = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}

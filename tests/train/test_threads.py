@@ -160,6 +160,16 @@ def test_adaptive_threads_is_opt_in_and_recorded(tmp_path):
     assert seen[1] == {1, 2}  # the tuner probes the other count at window 3 whatever the timings
 
 
+def test_adaptive_threads_is_refused_where_it_cannot_apply(tmp_path, refused):
+    """A conv model or several seeds at once: one line, exit 2, and no run folder."""
+    dc = ["train", "--preset", "dcgan-mnist", "--dataset", "digits", "--steps", "2", "--device", "cpu",
+          "--train.adaptive_threads", "true", "--out", tmp_path / "dc"]
+    refused(dc, tmp_path, r"error: train\.adaptive_threads .* only MLP and toy models")
+    seeds = ["train", "--dataset", "digits", "--steps", "2", "--seeds", "0-1", "--train.adaptive_threads", "true",
+             "--out", tmp_path / "ens"]
+    refused(seeds, tmp_path, r"several seeds at once does not combine with train\.adaptive_threads")
+
+
 @pytest.mark.parametrize("fast", [1, 2])
 def test_tuner_settles_on_the_faster_setting(fast):
     """Simulated step times: the setting named ``fast`` takes 1 ms a step, the other 3 ms."""

@@ -108,6 +108,7 @@ def check_members(cfgs: Sequence[RunConfig]) -> None:
         (bool(L.augment) or L.instance_noise > 0, "does not combine with loss.augment or loss.instance_noise"),
         (m.d_dropout > 0, "does not combine with dropout (model.d_dropout)"),
         (m.d_spectral_norm, "does not combine with model.d_spectral_norm"),
+        (t.adaptive_threads, "does not combine with train.adaptive_threads (one loop runs every member)"),
     ]
     for bad, why in problems:
         if bad:

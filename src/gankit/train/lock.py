@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GankitError
+from ..io import read_json_object
 
 LOCK_FILE = ".gankit.lock"
 _HELD: dict[str, list] = {}  # real path of a locked folder -> [lock file descriptor or None, holders in this process]
@@ -86,14 +87,6 @@ def _command() -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _holder(path: Path) -> dict[str, Any]:
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
 def _in_use(folder: Path, holder: dict[str, Any]) -> GankitError:
     if not holder.get("pid"):
         return GankitError(f"{folder} is in use by another gankit process; wait for it to finish or stop it")
@@ -132,9 +125,9 @@ def _acquire(path: Path, folder: Path) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise _in_use(folder, _holder(path)) from None
+            raise _in_use(folder, read_json_object(path)) from None
         except OSError:  # a filesystem without flock: trust the pid in the file, when it is alive on this host
-            holder = _holder(path)
+            holder = read_json_object(path)
             if _alive_here(holder):
                 os.close(fd)
                 raise _in_use(folder, holder) from None

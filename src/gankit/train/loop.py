@@ -51,7 +51,7 @@ from .rundir import (
 )
 from .steps import ForwardWithAux, StepMixin
 from . import threads
-from .threads import ThreadTuner, matmul_only
+from .threads import ThreadTuner
 
 Callback = Callable[["Trainer"], None]
 
@@ -190,6 +190,8 @@ class Trainer(StepMixin):
         torch.manual_seed(cfg.train.seed)
         self.G = build_generator(cfg.model, self.img_shape).to(self.device)
         self.D = build_discriminator(cfg.model, self.img_shape).to(self.device)
+        if cfg.train.adaptive_threads:
+            threads.check_adaptive(self.device, self.dist.enabled, self.G, self.D)
         self.d_loss_fn, self.g_loss_fn = get_loss(cfg.loss.name)
         o = cfg.optim
         self.opt_G = accel.adam(self.G.parameters(), o.g_lr, o)
@@ -229,7 +231,7 @@ class Trainer(StepMixin):
         if self.dist.is_main:  # the run as it is now (a resume may change train.*), and this command line
             write_manifest(self.run_dir, cfg.to_json(), {
                 "seed": t.seed, "device": str(self.device), "threads": self.threads,
-                "threads_adaptive": tuner_wanted(t, self.device),
+                "threads_adaptive": t.adaptive_threads,
                 "dataset": {"name": self.data.name, "source": self.data.source, "size": len(self.data),
                             "shape": list(self.img_shape)},
                 "parameters": {"G": _count(self.G), "D": _count(self.D)},
@@ -455,8 +457,7 @@ class Trainer(StepMixin):
         self._fit_step0 = self.step
         self._halt: tuple[int, list, str] | None = None  # retries spent: replay to just before this step, then stop
         # train.adaptive_threads on CPU: adapt the thread count to the machine's load (not reproducible; threads.py)
-        tuner = ThreadTuner() if (tuner_wanted(t, self.device) and not self.dist.enabled
-                                  and matmul_only(self.G, self.D)) else None
+        tuner = ThreadTuner() if t.adaptive_threads else None  # checked in __init__: CPU, one process, MLP
         tuner = tuner if tuner is not None and tuner.enabled else None
         if tuner is not None:
             tuner.start()
@@ -659,10 +660,6 @@ def _describe(bad: tuple[int, list, str]) -> str:
     if what == "weights":
         return f"non-finite weights after step {s} (its losses d_loss={v[0]:.4g}, g_loss={v[1]:.4g} were finite)"
     return f"non-finite loss at step {s} (d_loss={v[0]:.4g}, g_loss={v[1]:.4g})"
-
-
-def tuner_wanted(t, device: torch.device) -> bool:
-    return bool(t.adaptive_threads) and device.type == "cpu"
 
 
 def _count(m: torch.nn.Module) -> int:

@@ -21,7 +21,7 @@ import torch
 from .. import __version__
 from ..config import RunConfig
 from ..errors import GankitError, option
-from ..io import atomic_write_text
+from ..io import atomic_write_text, read_json_object
 from .lock import LOCK_FILE, RunLock
 
 LOG_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
@@ -235,14 +235,6 @@ def check_checkpoint_of_run(ckpt: Path, saved: RunConfig, run: Path) -> None:
                               f"in a new folder: {resume_elsewhere(ckpt)}")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        out = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return out if isinstance(out, dict) else {}
-
-
 def write_manifest(out: Path, cfg_json: str, extra: dict[str, Any], *, resumed_at: int | None = None,
                    resumed_from: str | os.PathLike | None = None) -> None:
     """``config.json`` (the config as it is now) and ``manifest.json``: versions, git revision, platform and
@@ -256,7 +248,7 @@ def write_manifest(out: Path, cfg_json: str, extra: dict[str, Any], *, resumed_a
                             "total_steps": extra.get("total_steps"), "git_revision": rev}
     if resumed_from is not None:
         this["resumed_from"] = str(resumed_from)
-    old = _read_json(out / "manifest.json") if resumed_at is not None and resumed_from is None else {}
+    old = read_json_object(out / "manifest.json") if resumed_at is not None and resumed_from is None else {}
     old.pop("ensemble", None)  # an ensemble adds its own, as it is now
     history = old.get("invocations")
     if not isinstance(history, list):  # a manifest from before invocations were kept: its first start

@@ -21,6 +21,8 @@ import time
 import torch
 from torch import nn
 
+from ..errors import GankitError
+
 
 def resolve(requested: int, saved: int | None, log) -> int:
     """The thread count a run uses: ``requested`` (train.threads) when set, else the count the run was started
@@ -36,10 +38,25 @@ def resolve(requested: int, saved: int | None, log) -> int:
 
 
 def matmul_only(*modules: nn.Module) -> bool:
-    """True when every layer with weights is Linear (or a norm), so results are thread-count invariant."""
+    """True when every layer with weights is Linear (or a norm): the small models whose steps the tuner can
+    time well (a window of steps is short and steady)."""
     weighted = (m for mod in modules for m in mod.modules() if any(True for _ in m.parameters(recurse=False)))
     allowed = (nn.Linear, nn.LayerNorm, nn.BatchNorm1d, nn.Embedding)
     return all(isinstance(m, allowed) for m in weighted)
+
+
+def check_adaptive(device: torch.device, distributed: bool, *modules: nn.Module) -> None:
+    """train.adaptive_threads is honoured for a matmul-only model in one CPU process; refuse it elsewhere."""
+    if device.type != "cpu":
+        why = f"this run trains on {device}"
+    elif distributed:
+        why = "under torchrun each process keeps its thread count"
+    elif not matmul_only(*modules):
+        why = "it tunes only MLP and toy models (Linear layers)"
+    else:
+        return
+    raise GankitError(f"train.adaptive_threads retunes the CPU threads of one process, but {why}; drop it "
+                      f"(--train.threads N fixes the count)")
 
 
 class ThreadTuner:
