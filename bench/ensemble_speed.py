@@ -1,4 +1,4 @@
-"""Training K seeds at once (``gankit train --seeds``, train/ensemble.py) against K single runs, in one process.
+"""Training K seeds at once (``gankit train --seeds``, training/ensemble.py) against K single runs, in one process.
 
     python bench/ensemble_speed.py [--device cuda] [--members 10] [--seconds 10] [--together]
                                    [--append docs/BENCHMARKS.md]
@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 import gankit
-from gankit.train.ensemble import Ensemble, JointStep, seed_configs
-from gankit.train.loop import Trainer
+from gankit.training.ensemble import Ensemble, Lockstep, seed_configs
+from gankit.training.loop import Trainer
 
 WARM = 50
 
@@ -52,21 +52,21 @@ def single_steps_per_s(cfg, seconds: float) -> float:
 
 def ensemble_steps_per_s(cfgs, k: int, seconds: float) -> float:
     """Steps per second of one ensemble of ``k`` seeds per config, all of them stepping together (one config: a
-    plain ensemble; several: ``fit_together``'s joint step, one CUDA graph with a stream each on a GPU)."""
+    plain ensemble; several: ``fit_together``'s lockstep, one step of each per turn)."""
     with tempfile.TemporaryDirectory() as tmp:
         group = [Ensemble(seed_configs(c, range(k)), [Path(tmp) / f"{j}m{i}" for i in range(k)], log=lambda *_: None)
                  for j, c in enumerate(cfgs)]
-        step = JointStep(group)
+        step = Lockstep(group).run_step
         spe = min(e.spe for e in group)
         for e in group:
-            e._begin_epoch(0, 0)
+            e.begin_epoch(0, 0)
         for _ in range(WARM):
             step()
         rates, done = [], WARM
         while sum(n / dt for n, dt in rates) == 0 or sum(dt for _, dt in rates) < seconds:
             if done + 50 > spe:  # next epoch: new permutations and latents, as fit() does
                 for e in group:
-                    e._begin_epoch(1, 0)
+                    e.begin_epoch(1, 0)
                 done = 0
             _sync(cfgs[0].train.device)
             t0 = time.perf_counter()
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         both = ensemble_steps_per_s(cfgs, args.members, args.seconds)
         after = 1 / sum(1 / r for r in alone)  # the ensembles one after the other
         lines += ["", f"The {len(cfgs)} ensembles ({args.members} seeds each) trained together (`fit_together`: one "
-                      f"{'CUDA graph, a stream each' if graphs else 'loop'}) against one after the other:", "",
+                      f"loop) against one after the other:", "",
                   "| ensembles | one after the other, steps/s | together, steps/s | speed-up |", "|---|---|---|---|",
                   f"| {' + '.join(args.presets.split(','))} | {after:,.0f} | {both:,.0f} | {both / after:.2f}× |"]
         print(lines[-1], flush=True)

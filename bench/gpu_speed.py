@@ -23,7 +23,7 @@ import torch
 import gankit
 from gankit import metrics
 from gankit.data import load_dataset
-from gankit.train.loop import Trainer
+from gankit.training.loop import Trainer
 
 GRAPHS = {"train.cuda_graphs": True}
 VARIANTS = {

@@ -29,7 +29,7 @@ import baselines  # noqa: E402
 
 import gankit  # noqa: E402
 from gankit.data import load_dataset  # noqa: E402
-from gankit.train.loop import Trainer  # noqa: E402
+from gankit.training.loop import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

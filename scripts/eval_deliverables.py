@@ -65,25 +65,24 @@ def train_seed(run_dir: Path, epochs: int) -> None:
     gankit.train(cfg, run_dir, log=log)
 
 
-def score(run_dir: Path, seed: int) -> tuple[dict, dict]:
-    data = DataConfig(name="fashion-mnist")
-    ev = metrics.load_evaluator(data, log=log)
-    train, test = metrics.real_splits(data, log)
-    specs = metrics.parse_metrics(METRICS)
+def score(run_dir: Path, seed: int, data: DataConfig = DataConfig(name="fashion-mnist"), names: str = METRICS
+          ) -> tuple[dict, dict]:
+    """Every kept checkpoint's scores {epoch: {metric: result}} and the real-vs-real floor {metric: result}."""
+    scorer = metrics.Scorer(names, data=data, seed=seed, log=log)
     t0 = time.perf_counter()
-    ref = metrics.Reference(specs, ev, test, train, seed=seed)
-    log(f"real statistics and floors: {time.perf_counter() - t0:.0f} s")
+    floor = scorer.real_floor() or {}
+    log(f"evaluator, real statistics and floors: {time.perf_counter() - t0:.0f} s")
     results = {}
     for ckpt in sorted((run_dir / "checkpoints").glob("epoch_*.pt")):
-        g = gankit.load(ckpt)
         t0 = time.perf_counter()
-        scores = ref.score(metrics.generator_sampler(g.G, g.z_dim, seed=seed))
+        report = scorer.score(ckpt)
+        scores = {name: {k: v for k, v in r.items() if k != "floor"} for name, r in report["metrics"].items()}
         epoch = int(ckpt.stem.split("_")[1])
         results[epoch] = scores
         log(f"epoch {epoch}: scored in {time.perf_counter() - t0:.0f} s: "
             + ", ".join(f"{k} {headline(metrics.parse_metric(k).kind, v)}"
                         for k, v in scores.items()))
-    return results, ref.floor or {}
+    return results, floor
 
 
 def _f(x: float, digits: int = 3) -> str:

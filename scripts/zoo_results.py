@@ -4,7 +4,8 @@ Sections (each run's scores are cached as result.json in its run folder, so a re
 missing; pass --force to retrain):
 
 - ``toy``: ring8 and grid25, docs/PROTOCOLS.md §1. ``pacgan-*`` (PacGAN4) and ``gan-*`` (the same networks without
-  packing: PacGAN's own "GAN" baseline), ``--seeds`` seeds each (``--jobs N`` trains N runs at once); 2,500
+  packing: PacGAN's own "GAN" baseline), ``--seeds`` seeds each (``--jobs N`` trains N runs at once), each preset's
+  seeds in a ``gankit train --seeds`` folder (``RUNS/toy/pacgan-ring8-400ep/seedS`` and its ensemble.json); 2,500
   samples per run scored by gankit.metrics (modes captured, % high quality, KL), mean ± standard error, next to
   the published table. On a GPU: ``--device cuda --cuda-graphs --ensemble`` (each method's 10 runs train as one
   batched network).
@@ -44,8 +45,9 @@ from pathlib import Path
 import torch
 
 import gankit
+from gankit.checkpoint import seed_run_dirs, write_seed_members
 from gankit.config import DataConfig, preset_config
-from gankit.train.loop import Trainer
+from gankit.training.loop import Trainer
 
 FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist package
 # docs/PROTOCOLS.md §1, quoted from the papers (modes, % high quality; ± where the paper gives it).
@@ -92,15 +94,6 @@ def _save(run_dir: Path, info: dict) -> dict:
     return info
 
 
-def _sampler(run_dir: Path, seed: int = 0):
-    G = gankit.load(run_dir)
-    gen = torch.Generator().manual_seed(seed)
-
-    def sample(n: int) -> torch.Tensor:
-        return G.sample(n, z=torch.randn(n, G.z_dim, generator=gen))
-    return sample
-
-
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
@@ -129,10 +122,14 @@ def _where(device: str) -> str:
 
 
 def _score_toy(name: str, mix: str, seed: int, run_dir: Path, info: dict) -> dict:
-    from gankit.metrics.mixtures import PROTOCOL_N, count_modes
+    from gankit.metrics import score_run
+    from gankit.metrics.mixtures import PROTOCOL_N
 
     if "modes" not in info:
-        info.update(count_modes(_sampler(run_dir, seed)(PROTOCOL_N), mix))
+        # the protocol's 2,500 latents drawn in one batch, as the results kept in docs/zoo/toy_runs.json were
+        m = score_run(run_dir, "modes2d", data=DataConfig(name=mix), seed=seed, floor=False, batch_size=PROTOCOL_N,
+                      log=_quiet)["metrics"]["modes2d"]
+        info.update({k: m[k] for k in ("modes", "num_modes", "high_quality", "kl")}, n=m["n_fake"])
         _save(run_dir, info)
     print(f"toy {name} seed {seed}: {info['modes']} modes, {100 * info['high_quality']:.1f} % hq", flush=True)
     return info
@@ -151,10 +148,10 @@ def _toy_run(job: tuple) -> dict:
 
 
 def _toy_ensembles(jobs: list[tuple], tf32: bool, together: bool = False) -> list[dict]:
-    """--ensemble: the pacgan-* runs train as one batched network, the gan-* runs as another (train/ensemble.py);
+    """--ensemble: the pacgan-* runs train as one batched network, the gan-* runs as another (training/ensemble.py);
     runs with a result.json are kept. --together: both ensembles step in lockstep (on a GPU, one CUDA graph with a
     stream each, so their small kernels run side by side); else one after the other."""
-    from gankit.train.ensemble import Ensemble, fit_together
+    from gankit.training.ensemble import Ensemble, fit_together
 
     pending = []
     for kind in ("pacgan", "gan"):
@@ -170,6 +167,7 @@ def _toy_ensembles(jobs: list[tuple], tf32: bool, together: bool = False) -> lis
         if resume:
             print(f"toy {kind}-*: resuming {len(todo)} runs at step {ens.step}", flush=True)
         pending.append((kind, todo, ens))
+        _seed_folders(group)
     lockstep = together and len(pending) > 1 and len({(e.spe, e.total_steps, e.step) for _, _, e in pending}) == 1
     batches = [pending] if lockstep else [[p] for p in pending]
     for batch in batches:
@@ -197,17 +195,37 @@ def _toy_ensembles(jobs: list[tuple], tf32: bool, together: bool = False) -> lis
 
 
 def _toy_jobs(args, epochs: int) -> list[tuple]:
+    """One job per run; a preset's seeds at one budget lie in a ``gankit train --seeds`` folder's layout,
+    RUNS/toy/PRESET-Eep/seedS (see :func:`_seed_folders`)."""
     jobs = []
     for mix in ("ring8", "grid25"):
         for name in (f"pacgan-{mix}", f"gan-{mix}"):
-            for seed in range(args.seeds):
-                run_dir = args.runs / "toy" / f"{name}-{epochs}ep-seed{seed}"
+            seeds = range(args.seeds)
+            for seed, run_dir in zip(seeds, seed_run_dirs(args.runs / "toy" / f"{name}-{epochs}ep", seeds)):
                 jobs.append((name, mix, seed, epochs, args.device, str(run_dir), args.force, args.threads,
                              args.cuda_graphs))
     return jobs
 
 
-SCORES: dict[str, dict] = {}  # run-folder name -> scored result, kept in docs/zoo/toy_runs.json
+def _seed_folders(jobs: list[tuple]) -> None:
+    """Write the ensemble.json of each preset's folder whose runs all exist, as ``gankit.train_seeds`` does, so
+    ``gankit eval RUNS/toy/pacgan-ring8-400ep`` scores a table cell's seeds (mean ± standard error) and ``gankit
+    report``/``serve`` list them."""
+    groups: dict[Path, list[int]] = {}
+    for j in jobs:
+        groups.setdefault(Path(j[5]).parent, []).append(j[2])
+    for root, seeds in groups.items():
+        if all(d.is_dir() for d in seed_run_dirs(root, seeds)):
+            write_seed_members(root, seeds)
+
+
+def _run_key(job: tuple) -> str:
+    """A run's name in docs/zoo/toy_runs.json: PRESET-Eep-seedS (the run folders' names before they became
+    --seeds folders; the file keeps them)."""
+    return f"{job[0]}-{job[3]}ep-seed{job[2]}"
+
+
+SCORES: dict[str, dict] = {}  # run name (_run_key) -> scored result, kept in docs/zoo/toy_runs.json
 
 
 def _scores_file(args) -> Path:
@@ -218,7 +236,7 @@ def _cached(job: tuple) -> dict | None:
     """A run's scores: its result.json, else the copy kept beside the document (run folders are not kept in git:
     docs/zoo/toy_runs.json lets --cached rebuild the tables on another machine)."""
     f = Path(job[5]) / "result.json"
-    info = json.loads(f.read_text()) if f.is_file() else SCORES.get(Path(job[5]).name)
+    info = json.loads(f.read_text()) if f.is_file() else SCORES.get(_run_key(job))
     return info if info is not None and "modes" in info else None
 
 
@@ -260,11 +278,12 @@ def _toy_table(args, epochs: int) -> list[str]:
             trained = pool.map(_toy_run, train, chunksize=1)
     else:
         trained = [_toy_run(j) for j in train]
+    _seed_folders(train)
     by_dir = {j[5]: info for j, info in zip(train, trained)}
     infos: list[dict | None] = [by_dir[j[5]] if j[5] in by_dir else _cached(j) for j in jobs]
     for j, info in zip(jobs, infos):
         if info is not None:
-            SCORES[Path(j[5]).name] = {k: v for k, v in info.items() if k != "grid"}
+            SCORES[_run_key(j)] = {k: v for k, v in info.items() if k != "grid"}
     rows: dict[tuple[str, str], list[dict | None]] = {}
     for job, info in zip(jobs, infos):
         rows.setdefault((job[1], job[0]), []).append(info)
@@ -344,10 +363,8 @@ def _replace_sections(old: str, head: list[str], new: dict[str, list[str]]) -> s
 METRICS = "fd10k,pr10k_k3,classes10k"
 
 
-def _fashion_scores(run_dir: Path, ev, ref) -> dict:
-    from gankit.metrics.evaluate import evaluate
-
-    rep = evaluate(_sampler(run_dir), METRICS, evaluator=ev, reference=ref, n=10_000)
+def _fashion_scores(run_dir: Path, scorer) -> dict:
+    rep = scorer.score(run_dir)
     m = rep["metrics"]
     hist = m["classes10k"]["histogram"]
     return {"fd": m["fd10k"]["fd"], "fd_floor": (m["fd10k"].get("floor") or {}).get("fd"),
@@ -358,15 +375,10 @@ def _fashion_scores(run_dir: Path, ev, ref) -> dict:
 
 
 def _fashion_runs(args, entries, seconds: float, folder: str, grids: bool) -> list[tuple[str, dict]]:
-    from gankit.data import load_dataset
-    from gankit.metrics.evaluate import Reference, parse_metrics
-    from gankit.metrics.evaluator import load_evaluator
+    from gankit.metrics import Scorer
 
-    data = DataConfig(name="fashion-mnist", dir=FASHION)
-    ev = None
-    train, test = load_dataset(data, log=_quiet), load_dataset(DataConfig(name="fashion-mnist", dir=FASHION,
-                                                                          split="test"), log=_quiet)
-    ref = None
+    # the evaluator and the real side (test statistics, real-vs-real floor) are built at the first run scored
+    scorer = Scorer(METRICS, n=10_000, data=DataConfig(name="fashion-mnist", dir=FASHION), log=print)
     out = []
     for label, preset, over in entries:
         cfg = preset_config(preset).with_overrides({
@@ -376,10 +388,7 @@ def _fashion_runs(args, entries, seconds: float, folder: str, grids: bool) -> li
         slug = label.replace(" ", "_").replace(",", "").replace("β", "b").replace("/", "-")
         run_dir, info = _train(cfg, args.runs / folder / slug, args.force, seconds)
         if "fd" not in info:
-            if ref is None:  # the evaluator and the real side (test statistics, real-vs-real floor), once
-                ev = load_evaluator(data, log=print)
-                ref = Reference(parse_metrics(METRICS, 10_000), ev, test, train)
-            info.update(_fashion_scores(run_dir, ev, ref))
+            info.update(_fashion_scores(run_dir, scorer))
             _save(run_dir, info)
         if grids:
             dest = args.out.parent / "zoo" / f"fashion-{slug}.png"
@@ -462,21 +471,18 @@ def run_stacked(args) -> list[str]:
     """docs/PROTOCOLS.md §2 (modes out of 1,000, KL to uniform, 26,000 samples) for the two stacked presets at an equal
     wall-clock budget, from ``--stacked-base`` (MNIST where a machine has it; Fashion-MNIST offline). The real floor
     scores 26,000 real training stacks the same way: what a perfect generator would show through this classifier."""
-    from gankit.data import load_dataset
     from gankit.data.stacked import DEFAULT_SIZE as STACKED_SIZE
-    from gankit.metrics.evaluate import Reference, parse_metrics
-    from gankit.metrics.evaluator import load_evaluator
+    from gankit.metrics import Scorer
 
     data = _stacked_data(args)
-    ev = load_evaluator(data, log=print)
-    ref: Reference | None = None
     floor_file = args.runs / "stacked" / "real_floor.json"
-    if floor_file.is_file() and not args.force:
+    cached = floor_file.is_file() and not args.force
+    scorer = Scorer("stacked", data=data, floor=not cached, log=print)
+    side = scorer.side(data)  # the evaluator, and unless cached the floor
+    if cached:
         floor = json.loads(floor_file.read_text())
     else:  # exactly gankit eval's floor: 26,000 training stacks in a seeded random order
-        real = load_dataset(data, log=_quiet)
-        ref = Reference(parse_metrics("stacked"), ev, None, real)
-        floor = {**_stacked_modes(ref.floor), "source": real.source}
+        floor = {**_stacked_modes(side.reference.floor), "source": side.real_train.source}
         floor_file.parent.mkdir(parents=True, exist_ok=True)
         floor_file.write_text(json.dumps(floor, indent=2) + "\n")
     res = []
@@ -489,8 +495,7 @@ def run_stacked(args) -> list[str]:
         cfg = _stacked_cfg(preset, args)
         run_dir, info = _stacked_train((preset, args))
         if "modes" not in info:
-            ref = ref or Reference(parse_metrics("stacked"), ev, floor=False)
-            info.update(_stacked_modes(ref.score(_sampler(run_dir))))
+            info.update(_stacked_modes(scorer.score(run_dir)["metrics"]))
             info["epochs"] = info["steps"] * cfg.train.batch_size / (cfg.data.size or STACKED_SIZE)
             _save(run_dir, info)
         dest = args.out.parent / "zoo" / f"stacked-{preset}.png"
@@ -499,7 +504,7 @@ def run_stacked(args) -> list[str]:
         print(f"stacked {preset}: {info['steps']} steps, {info['modes']} modes, KL {info['kl_to_uniform']:.2f}",
               flush=True)
         res.append((preset, info))
-    card = ev.card
+    card = side.evaluator.card
     side_by_side = (" (both trained at once, one process each, so they shared the machine alike; the steps column "
                     "shows what each budget bought: a batch of 64 is 32 packs of 2 for the PacGAN D, whose deeper "
                     "layers then do half the work)") if args.jobs > 1 else ""

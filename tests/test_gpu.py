@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import gankit
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.loop import Trainer
+from gankit.checkpoint import load_checkpoint
+from gankit.training.loop import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -115,7 +115,7 @@ def test_two_nccl_processes_train_and_only_rank_0_writes(tmp_path):
 def test_graphed_ensemble_follows_the_eager_ensemble(tmp_path):
     """--seeds under train.cuda_graphs: the captured ensemble step (batch gather, both updates, statistics) replays
     what the eager ensemble computes; members stay ordinary run folders."""
-    from gankit.train.ensemble import Ensemble, seed_configs
+    from gankit.training.ensemble import Ensemble, seed_configs
 
     over = {"data.name": "ring8", "data.size": 4000, "train.epochs": 3, "train.steps": None,
             "model.g_hidden": (64, 64), "model.d_hidden": (32, 32)}
@@ -135,9 +135,9 @@ def test_graphed_ensemble_follows_the_eager_ensemble(tmp_path):
 
 
 def test_ensembles_graphed_together_equal_each_graphed_alone(tmp_path):
-    """fit_together under CUDA graphs: one graph runs both ensembles' steps on two streams side by side; each
-    ensemble must end where it ends when graphed alone."""
-    from gankit.train.ensemble import Ensemble, fit_together, seed_configs
+    """fit_together under CUDA graphs: each ensemble's captured step replayed in turn; each ensemble must end where
+    it ends when graphed alone."""
+    from gankit.training.ensemble import Ensemble, fit_together, seed_configs
 
     over = {"train.epochs": 2, "train.steps": None, "train.cuda_graphs": True,
             "model.g_hidden": (64, 64), "model.d_hidden": (32, 32)}

@@ -90,7 +90,7 @@ def readme_steps(text: str) -> list[tuple[str, int, str]]:
 
 def test_readme_names_of_the_python_api_exist():
     """A dotted name in the prose is what a user types: ``gankit.train`` is the function, so a name through it
-    (``gankit.train.ensemble...``) would be an AttributeError."""
+    (``gankit.training.ensemble...``) would be an AttributeError."""
     names = inline_names(README.read_text())
     assert "gankit.RunConfig" in names
     for name in names:

@@ -1,11 +1,11 @@
-"""Gradient penalty and R1 against finite differences, instance noise's spread, spectral norm's σ_max."""
+"""Gradient penalty, R1 and R2 against finite differences, instance noise's spread, spectral norm's σ_max."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from gankit.regularizers import apply_spectral_norm, gradient_penalty, instance_noise, r1_penalty
+from gankit.regularizers import apply_spectral_norm, gradient_penalty, instance_noise, r1_penalty, r2_penalty
 
 
 def _critic() -> nn.Module:
@@ -48,6 +48,50 @@ def test_r1_matches_finite_differences():
     real = torch.randn(3, 1, 2, 3, dtype=torch.float64)
     want = (_fd_grad_norm(D, real) ** 2).mean()
     assert r1_penalty(D, real).item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def _fd_batch_sq_grad_norms(D, x: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
+    """‖∇ₓᵢ Σⱼ D(x)ⱼ‖² per sample by central finite differences of the summed logits, one input entry at a time."""
+    flat = x.detach().flatten()
+    grad = torch.zeros_like(flat)
+    for k in range(flat.numel()):
+        e = torch.zeros_like(flat)
+        e[k] = h
+        grad[k] = (D((flat + e).view_as(x)).sum() - D((flat - e).view_as(x)).sum()).item() / (2 * h)
+    return grad.view(x.shape[0], -1).square().sum(dim=1)
+
+
+def test_r2_matches_finite_differences_and_trains_only_d():
+    D = _critic()
+    w = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)  # stands in for G: fakes depend on it
+    fake = w.view(3, 1, 2, 3) * 2.0
+    r2 = r2_penalty(D, fake)
+    assert r2.item() == pytest.approx(_fd_batch_sq_grad_norms(D, fake).mean().item(), rel=1e-6)
+    assert r2.item() == r1_penalty(D, fake).item()  # R1's math on the other batch
+    r2.backward()
+    assert w.grad is None  # a penalty of D: G gets no gradient from it
+    assert all(D[i].weight.grad.abs().sum() > 0 for i in (1, 3))
+
+
+def test_r2_on_an_r3gan_d_matches_finite_differences():
+    """Through the r3gan D's grouped convs and antialiased resampling (double backward), with its residual
+    branches made non-zero (at init each is the identity and D is linear in x)."""
+    from gankit.config import ModelConfig
+    from gankit.models import build_discriminator
+    from gankit.models.r3gan import ResidualBlock
+
+    torch.manual_seed(3)
+    D = build_discriminator(ModelConfig(arch="r3gan", z_dim=4, stage_channels=(4, 8), group_channels=4),
+                            (1, 8, 8)).double()
+    with torch.no_grad():
+        for block in D.modules():
+            if isinstance(block, ResidualBlock):
+                block.project.weight.normal_(0.0, 0.5)
+    fake = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    r2 = r2_penalty(D, fake)
+    assert r2.item() == pytest.approx(_fd_batch_sq_grad_norms(D, fake).mean().item(), rel=1e-6)
+    r2.backward()
+    assert D.from_img.weight.grad.abs().sum() > 0
 
 
 def test_gradient_penalty_zero_for_unit_slope_linear_critic():

@@ -7,7 +7,7 @@ import torch
 
 import gankit
 from gankit.errors import GankitError
-from gankit.train.rundir import read_log
+from gankit.rundir import read_log
 
 
 def tiny(**kw):
@@ -47,7 +47,7 @@ def test_first_step_losses_match_a_hand_written_step():
 
     from gankit.data import load_digits, to_unit_range
     from gankit.models import build_discriminator, build_generator
-    from gankit.train.loop import epoch_permutation
+    from gankit.training.loop import epoch_permutation
 
     with tempfile.TemporaryDirectory() as tmp:
         res = gankit.train(cfg, tmp + "/r", log=lambda *_: None)
@@ -110,7 +110,7 @@ def test_dataset_smaller_than_a_batch_is_an_error(tmp_path):
 
 
 def test_a_callback_can_end_the_run_early(tmp_path):
-    from gankit.train.loop import Trainer
+    from gankit.training.loop import Trainer
 
     tr = Trainer(tiny(**{"train.log_every": 10}), tmp_path / "r", log=lambda *_: None)
     asked = []

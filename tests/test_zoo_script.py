@@ -17,7 +17,7 @@ def run(*args):
 
 
 def fake_result(runs: Path, name: str, epochs: int, seed: int, modes: int, hq: float) -> None:
-    d = runs / "toy" / f"{name}-{epochs}ep-seed{seed}"
+    d = runs / "toy" / f"{name}-{epochs}ep" / f"seed{seed}"  # a --seeds folder's member
     d.mkdir(parents=True)
     (d / "result.json").write_text(json.dumps({"steps": 1, "modes": modes, "num_modes": 8, "high_quality": hq,
                                                "kl": 0.1, "n": 2500, "trained_on": "a test"}))
@@ -69,6 +69,10 @@ def test_toy_presets_trains_only_those_and_reads_the_rest(tmp_path):
     text = out.read_text()
     assert "| gankit pacgan-* (PacGAN4) | 8.0 ± 0.0 | 90.0 ± 0.0 | not run | not run |" in text
     assert "| gankit gan-* (GAN: same nets, no packing) | not run | not run | 20.0 ± 0.0 | 50.0 ± 0.0 |" in text
+    # the trained preset's seeds form a gankit train --seeds folder; the others were only read
+    members = json.loads((runs / "toy" / "pacgan-ring8-7ep" / "ensemble.json").read_text())["members"]
+    assert members == ["seed0", "seed1"]
+    assert not (runs / "toy" / "gan-grid25-7ep" / "ensemble.json").exists()
 
 
 def test_scores_kept_beside_the_document_rebuild_the_tables_without_the_run_folders(tmp_path):
@@ -112,6 +116,13 @@ def test_together_trains_both_methods_in_lockstep_and_scores_every_run(tmp_path,
         assert f"in lockstep with the {other}-* ensemble" in info["trained_on"]
         saved = json.loads((Path(job[5]) / "result.json").read_text())
         assert saved["modes"] == info["modes"]
+    # each preset's seeds form a gankit train --seeds folder, which gankit eval, report and serve read as one
+    from gankit.checkpoint import seed_members
+
+    for name in ("pacgan-ring8", "gan-ring8", "pacgan-grid25", "gan-grid25"):
+        root = tmp_path / "toy" / f"{name}-2ep"
+        assert json.loads((root / "ensemble.json").read_text()) == {"members": ["seed0"], "seeds": [0]}
+        assert seed_members(root) == [root / "seed0"] and (root / "seed0" / "checkpoints" / "last.pt").is_file()
 
 
 def test_stacked_section_scores_both_presets_and_the_real_floor(tmp_path, monkeypatch):
@@ -125,7 +136,7 @@ def test_stacked_section_scores_both_presets_and_the_real_floor(tmp_path, monkey
     import numpy as np
 
     from gankit.data.idx import write_idx
-    from gankit.train import budget
+    from gankit.training import budget
 
     spec = importlib.util.spec_from_file_location("zoo_results", SCRIPT)
     zoo = importlib.util.module_from_spec(spec)

@@ -1,26 +1,21 @@
-"""The documented Python API; the CLI is a thin layer over these functions."""
+"""The documented Python API; the CLI is a thin layer over these functions.
+
+Loading and sampling live in :mod:`gankit.generator` (no trainer imported); training imports the trainer when
+it is called.
+"""
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from .config import RunConfig, preset_config
 from .data import Dataset
-from .device import resolve_device
 from .errors import GankitError, option
-from .images import save_grid, to_numpy_uint8
-from .io import atomic_write
-from .memory import check_fits, check_sampling_fits
-from .models import build_generator, without_unread
-from .train.checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint
-from .train.loop import RunResult, Trainer
+from .generator import LoadedGenerator, latents, load  # noqa: F401  (the API's loading half)
 
-MAX_SAMPLES = 1_000_000
+if TYPE_CHECKING:
+    from .training.loop import RunResult
 
 
 def preset(name: str) -> RunConfig:
@@ -37,7 +32,7 @@ def default_out(cfg: RunConfig) -> Path:
 def train(config: RunConfig | None = None, out: str | os.PathLike | None = None, *, dataset: Dataset | None = None,
           overwrite: bool = False, resume: bool | str | os.PathLike = False,
           log: Callable[[str], None] = print) -> RunResult:
-    """Train a GAN; returns a :class:`~gankit.train.loop.RunResult` (run folder, G, D, per-step history).
+    """Train a GAN; returns a :class:`~gankit.training.loop.RunResult` (run folder, G, D, per-step history).
 
     ``config``: a :class:`RunConfig` (default: the ``seed`` preset). ``out``: the run folder (default
     ``runs/<preset>-<dataset>-<time>``). ``resume``: True continues the run in ``out`` from its last checkpoint;
@@ -53,150 +48,179 @@ def train(config: RunConfig | None = None, out: str | os.PathLike | None = None,
             out, resume = resume, True
         else:
             out = default_out(config)  # type: ignore[arg-type]
+    from .training.loop import Trainer
+
     return Trainer(config, out, dataset=dataset, overwrite=overwrite, resume=resume, log=log).fit()
 
 
-class LoadedGenerator:
-    """A trained G rebuilt from a checkpoint: samples tensors or images.
+LAST = Path("checkpoints") / "last.pt"  # in a run folder: the checkpoint a resume continues
 
-    ``G``: the module (eval mode); ``config``: its :class:`RunConfig`; ``img_shape``: (C, H, W).
+
+class SeedRuns(NamedTuple):
+    """What :func:`train_seeds` trains: the ``--seeds`` folder, each member's config and run folder, in order,
+    and whether the members continue from their checkpoints."""
+
+    root: Path
+    configs: list[RunConfig]
+    run_dirs: list[Path]
+    resume: bool
+
+
+def train_seeds(config: RunConfig | None = None, seeds: str | Sequence[int] | None = None,
+                out: str | os.PathLike | None = None, *, overwrite: bool = False, resume: bool = False,
+                together: bool = True, log: Callable[[str], None] = print) -> list[RunResult]:
+    """Train one run per seed into a ``--seeds`` folder, exactly as ``gankit train --seeds`` does; returns the
+    :class:`~gankit.training.loop.RunResult` of each member trained, in order.
+
+    ``config``: the runs' :class:`RunConfig` (default: the ``seed`` preset); member s trains it with
+    ``train.seed = data.seed = s``. ``seeds``: ``"0-4"`` (the default), ``"0,2,7"`` or a list of ints. ``out``:
+    the folder (default ``runs/<preset>-<dataset>-<time>``); it gets ``ensemble.json`` and one ordinary run folder
+    per seed, ``out/seedS``, which ``gankit eval``, ``report`` and ``serve`` take as one.
+
+    ``together`` (default): the seeds train as one batched network (:mod:`gankit.training.ensemble`); a config
+    an ensemble cannot batch is refused in one line, as the CLI refuses it. ``together=False``: one after another
+    into the same folders, any config; ``train.time_limit`` is then the budget of the whole call (each member gets
+    what the ones before it left), and a stop (the budget, Ctrl-C) ends the call with fewer results. Members
+    trained together match single runs of their seeds in distribution, not number for number (their latents are
+    drawn an epoch at a time), so the two ways give different weights.
+
+    ``resume=True`` continues the ``--seeds`` folder ``out``: ``config`` None takes each member's checkpoint
+    config (as ``gankit train --resume OUT`` does), a given ``config`` may change only ``train.*``; members not
+    begun yet (a ``together=False`` call stopped before them) start afresh.
     """
-
-    def __init__(self, state: dict, path: Path, device: str | torch.device = "cpu"):
-        self.path = path
-        self.config = RunConfig.from_dict(state["config"])
-        self.img_shape = tuple(state["img_shape"])
-        self.step = int(state.get("step", 0))
-        self.device = resolve_device(device)
-        model = without_unread(self.config.model)  # a key its family ignored, in a checkpoint from before the refusal
-        check_sampling_fits(model, self.img_shape, str(path), self.device)  # before allocating G
-        self.G = build_generator(model, self.img_shape)
-        # G_ema (an average of G's weights, kept when optim.ema_beta > 0) samples better than G: prefer it
-        self.weights = "G_ema" if "G_ema" in state else "G"
-        load_state_strict(self.G, state[self.weights], self.weights, path)
-        if not all(torch.isfinite(t).all() for t in self.G.state_dict().values() if t.is_floating_point()):
-            raise GankitError(f"{path}: the {self.weights} weights hold NaN/inf (the run diverged); its samples "
-                              f"would be blank: use an earlier checkpoint from the run's checkpoints/ folder")
-        self.G.to(self.device).eval()
-
-    @property
-    def z_dim(self) -> int:
-        return self.config.model.z_dim
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = 0, batch_size: int = 1000, z: torch.Tensor | None = None,
-               labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` samples as float32 (n, C, H, W) in [-1, 1]. The same ``seed`` gives the same samples.
-
-        A conditional G (``model.cond`` not none) takes ``labels``, int64 (n,) in [0, num_classes); without
-        them sample i gets class i mod num_classes."""
-        if z is None:
-            _check_count(n)
-            check_fits(n * math.prod(self.img_shape) * 9, f"{n:,} samples of shape {list(self.img_shape)}",
-                       "ask for fewer samples")  # float32 batches, their concatenation, then uint8 images
-            z = latents(n, self.z_dim, seed)
-        k = self.config.model.num_classes if self.config.model.cond != "none" else 0
-        if k:
-            labels = torch.arange(z.shape[0]) % k if labels is None else torch.as_tensor(labels).long()
-            bad_range = labels.numel() > 0 and not 0 <= int(labels.min()) <= int(labels.max()) < k
-            if labels.shape != (z.shape[0],) or bad_range:
-                raise GankitError(f"labels must be {z.shape[0]} class indices in [0, {k}), got shape "
-                                  f"{tuple(labels.shape)}")
-            out = [self.G(zb.to(self.device), yb.to(self.device)).cpu()
-                   for zb, yb in zip(z.split(batch_size), labels.split(batch_size))]
-        else:
-            out = [self.G(zb.to(self.device)).cpu() for zb in z.split(batch_size)]
-        return torch.cat(out) if out else torch.empty(0, *self.img_shape)
-
-    def images(self, n: int, seed: int | None = 0) -> np.ndarray:
-        """``n`` samples as uint8 numpy: (n, H, W) for grayscale, (n, H, W, C) for colour."""
-        if len(self.img_shape) != 3:
-            raise GankitError(f"{self.path}: this G draws points of shape {self.img_shape}, not images; use "
-                              f"gankit.load(...).sample(n) for the float points")
-        x = to_numpy_uint8(self.sample(n, seed))  # (n, C, H, W)
-        return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
-
-    def save(self, n: int, out: str | os.PathLike, seed: int | None = 0, overwrite: bool = False) -> list[Path]:
-        """Write ``n`` samples to ``out``: an ``.npz`` (key ``images``, uint8) plus ``NAME_grid.png`` beside it,
-        or a folder of PNGs plus ``FOLDER_grid.png`` beside it (so the folder holds only samples: an image-folder
-        dataset); points models write ``points`` (float32) and a scatter plot. Returns the files written."""
-        out = Path(out).expanduser()
-        if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
-            raise GankitError(f"{out} already exists; choose another path or pass "
-                              f"{option('--overwrite', 'overwrite=True')}")
-        if len(self.img_shape) != 3:
-            return self._save_points(n, out, seed)
-        named = out if out.name not in ("", ".", "..") else out.resolve()
-        grid = named.with_name((named.stem if out.suffix == ".npz" else named.name) + "_grid.png")
-        if grid.exists() and not overwrite:
-            raise GankitError(f"{grid} already exists; choose another path or pass "
-                              f"{option('--overwrite', 'overwrite=True')}")
-        imgs = self.images(n, seed)
-        chw = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
-        grid_n = min(n, 64)
-        written = []
-        if out.suffix == ".npz":
-            written.append(_write_npz(out, images=imgs))
-            written.append(save_grid(chw[:grid_n], grid))
-        elif out.suffix:
-            raise GankitError(f"{option(f'--out {out}', f'out={str(out)!r}')}: use a .npz file or a folder (no suffix)")
-        else:
-            from .images import png_bytes
-            from .io import atomic_write_bytes
-
-            width = len(str(n - 1))
-            for i in range(n):
-                written.append(atomic_write_bytes(out / f"{i:0{width}d}.png", png_bytes(imgs[i])))
-            written.append(save_grid(chw[:grid_n], grid))
-        return written
+    runs = seed_runs(config, seeds, out, resume=resume, together=together)
+    return fit_seeds(runs, overwrite=overwrite, together=together, log=log)
 
 
-    def _save_points(self, n: int, out: Path, seed: int | None) -> list[Path]:
-        """A points model (toy mixtures): ``points`` float32 (n, D) in an .npz, and a scatter plot beside it."""
-        if out.suffix != ".npz":
-            raise GankitError(f"{option(f'--out {out}', f'out={str(out)!r}')}: this G draws points, not images; "
-                              f"write them to a .npz file")
-        from .data.toy import save_points_png
+def seed_runs(config: RunConfig | None, seeds: str | Sequence[int] | None, out: str | os.PathLike | None, *,
+              resume: bool = False, together: bool = True) -> SeedRuns:
+    """Check and lay out what :func:`train_seeds` trains, writing nothing (``gankit train --seeds --dry-run``
+    prints it). The folder layout is :func:`gankit.checkpoint.seed_run_dirs`'s."""
+    from .checkpoint import ENSEMBLE_FILE, load_checkpoint, member_seed, seed_members, seed_run_dirs
+    from .training.ensemble import seed_configs
 
-        pts = self.sample(n, seed)
-        return [_write_npz(out, points=pts.reshape(n, -1).numpy().astype(np.float32)),
-                save_points_png(pts, out.with_name(out.stem + "_scatter.png"))]
+    if config is not None and not isinstance(config, RunConfig):
+        raise GankitError(f"config must be a RunConfig (e.g. gankit.preset('gan-ring8')), got "
+                          f"{type(config).__name__}")
+    if not resume:
+        cfgs = seed_configs(config if config is not None else preset_config("seed"), _seed_list(seeds))
+        if together:
+            _check_together(cfgs)  # before any folder is made
+        root = Path(out if out is not None else default_out(cfgs[0])).expanduser()
+        return SeedRuns(root, cfgs, seed_run_dirs(root, [c.train.seed for c in cfgs]), False)
+    if out is None:
+        raise GankitError("resume=True needs the --seeds folder: gankit.train_seeds(out=FOLDER, resume=True)")
+    root = Path(out).expanduser()
+    try:
+        dirs = seed_members(root)
+    except GankitError:
+        dirs = None
+    if not dirs:
+        alone = option(f"gankit train --resume {root}/MEMBER", f"gankit.train(out='{root}/MEMBER', resume=True)")
+        raise GankitError(f"{root / ENSEMBLE_FILE}: unreadable; resume each member folder alone with {alone}")
+    saved = {d: RunConfig.from_dict(load_checkpoint(d / LAST)["config"]) for d in dirs if (d / LAST).is_file()}
+    if not saved:
+        raise GankitError(f"{root}: nothing to resume, none of its members has a checkpoint yet; train it afresh "
+                          f"with {option('--seeds SEEDS --out ' + str(root) + ' --overwrite', 'overwrite=True')}")
+    member_seeds = []
+    for d in dirs:
+        s = saved[d].train.seed if d in saved else member_seed(d)
+        if s is None:
+            raise GankitError(f"{d}: no checkpoint to resume, and its name (not seedS) gives no seed to start it "
+                              f"with; train it alone")
+        member_seeds.append(s)
+    if seeds is not None and _seed_list(seeds) != member_seeds:
+        raise GankitError(f"{root} holds the runs of seeds {','.join(map(str, member_seeds))}, which "
+                          f"{option('--resume', 'resume=True')} continues; drop {option('--seeds', 'seeds')}")
+    if config is not None:
+        cfgs = seed_configs(config, member_seeds)
+    else:  # the budget was the earlier invocation's: a resume gets its own, or none (as gankit.train)
+        base = next(iter(saved.values()))
+        cfgs = [(saved[d] if d in saved else seed_configs(base, [s])[0]).with_overrides({"train.time_limit": None})
+                for d, s in zip(dirs, member_seeds)]
+    return SeedRuns(root, cfgs, dirs, True)
 
 
-def _write_npz(out: Path, **arrays: np.ndarray) -> Path:
-    import io as _io
+def fit_seeds(runs: SeedRuns, *, overwrite: bool = False, together: bool = True,
+              log: Callable[[str], None] = print) -> list[RunResult]:
+    """Train what :func:`seed_runs` laid out (see :func:`train_seeds`). A new folder gets its ensemble.json once
+    every member's folder is accepted and before the first step, so a stopped call can resume."""
+    from .checkpoint import write_seed_members
+    from .training.ensemble import Ensemble
 
-    def write(f):
-        buf = _io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        f.write(buf.getvalue())
-    return atomic_write(out, write)
-
-
-LATENT_BLOCK = 64
-
-
-def latents(n: int, z_dim: int, seed: int | None = 0) -> torch.Tensor:
-    """``n`` latent vectors z ~ N(0, I), float32 (n, z_dim), reproducible per sample: the first k of
-    ``latents(n, ..., seed)`` equal ``latents(k, ..., seed)`` (drawn in seeded blocks of 64)."""
-    if seed is None:
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-    blocks = []
-    for j in range((n + LATENT_BLOCK - 1) // LATENT_BLOCK):
-        g = torch.Generator().manual_seed((seed * 1_000_003 + j) % (2**63))
-        blocks.append(torch.randn(LATENT_BLOCK, z_dim, generator=g))
-    return torch.cat(blocks)[:n] if blocks else torch.empty(0, z_dim)
+    begun = [runs.resume and (d / LAST).is_file() for d in runs.run_dirs]
+    if not together:
+        return _one_after_another(runs, begun, overwrite, log)
+    if not all(begun) and runs.resume:
+        d = runs.run_dirs[begun.index(False)]
+        raise GankitError(f"{d} has no checkpoint yet, unlike the other members: continue with "
+                          f"gankit.train_seeds(out='{runs.root}', resume=True, together=False), which starts it")
+    ens = Ensemble(runs.configs, runs.run_dirs, overwrite=overwrite, resume=runs.resume, log=log)
+    if ens.device.type == "cpu":
+        log(f"note: on a CPU, {option('--seeds', 'together=True')} trains about as fast as the same seeds one after "
+            f"another (1.0-1.2x for the toy presets, docs/BENCHMARKS.md); it pays off on a GPU")
+    if not runs.resume:
+        write_seed_members(runs.root, [c.train.seed for c in runs.configs])
+    return ens.fit()
 
 
-def _check_count(n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise GankitError(f"the number of samples must be a positive integer, got {n!r}")
-    if n > MAX_SAMPLES:
-        raise GankitError(f"{n} samples is more than gankit generates at once ({MAX_SAMPLES}); ask for fewer")
+def _one_after_another(runs: SeedRuns, begun: list[bool], overwrite: bool,
+                       log: Callable[[str], None]) -> list[RunResult]:
+    from .checkpoint import write_seed_members
+    from .training import budget
+    from .training.loop import Trainer
+    from .rundir import check_out_free
+
+    # A member not begun yet holds at most what a start that never reached a checkpoint wrote: replace it.
+    fresh_overwrite = [overwrite or (runs.resume and not b) for b in begun]
+    for d, b, o in zip(runs.run_dirs, begun, fresh_overwrite):  # every member's folder before the first trains
+        check_out_free(d, o, b)
+    if not runs.resume:
+        write_seed_members(runs.root, [c.train.seed for c in runs.configs])
+    limit = runs.configs[0].train.time_limit
+    start = budget.clock()
+    results: list[RunResult] = []
+    for cfg, d, b, o in zip(runs.configs, runs.run_dirs, begun, fresh_overwrite):
+        if limit is not None and results:  # the call's budget, shared: each member gets what is left
+            left = limit - (budget.clock() - start)
+            if left <= 0:
+                break
+            cfg = cfg.with_overrides({"train.time_limit": left})
+        results.append(Trainer(cfg, d, overwrite=o, resume=b, log=log).fit())
+        if results[-1].interrupted or results[-1].stopped_by_time:
+            break
+    if len(results) < len(runs.run_dirs) or results[-1].stopped_by_time:
+        log(f"{runs.root}: stopped in seed {runs.configs[len(results) - 1].train.seed}; continue with "
+            f"gankit.train_seeds(out='{runs.root}', resume=True, together=False)")
+    return results
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Rebuild the generator of a run folder or checkpoint file (no code is unpickled)."""
-    device = resolve_device(device)  # a bad --device fails before the file is read
-    p = resolve_checkpoint(path)
-    return LoadedGenerator(load_checkpoint(p), p, device)
+def _seed_list(seeds: str | Sequence[int] | None) -> list[int]:
+    """``seeds`` as parse_seeds reads ``--seeds``: ``"0-4"``, ``"0,2,7"``, or a list of ints; None is 0-4."""
+    from .training.ensemble import parse_seeds
+
+    if seeds is None:
+        return list(range(5))
+    if isinstance(seeds, str):
+        text = seeds
+    elif isinstance(seeds, (list, tuple, range)) and all(isinstance(s, int) and not isinstance(s, bool)
+                                                          for s in seeds):
+        text = ",".join(map(str, seeds))
+    else:
+        raise GankitError(f"seeds={seeds!r}: expected seeds like '0-4', '0,1,2' or a list of ints")
+    try:
+        return parse_seeds(text)
+    except GankitError as e:  # parse_seeds names the CLI's --seeds; the API's caller typed seeds=
+        said = f"--seeds {text!r}"
+        msg = str(e)
+        raise GankitError(option(said, f"seeds={seeds!r}") + msg[len(said):] if msg.startswith(said) else msg) \
+            from None
+
+
+def _check_together(cfgs: list[RunConfig]) -> None:
+    from .training.ensemble import check_members
+
+    try:
+        check_members(cfgs)
+    except GankitError as e:  # the CLI's message as it was; the API has the other way
+        raise GankitError(option(str(e), f"{e}; together=False trains them one after another")) from None

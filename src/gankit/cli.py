@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import PRESETS, RunConfig, all_keys, did_you_mean, list_presets, preset_config, unknown_key_error
 from .errors import GankitError, cli_spelling
-from .train.checkpoint import ENSEMBLE_FILE, seed_members
+from .checkpoint import ENSEMBLE_FILE
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -184,7 +184,7 @@ def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | N
     if args.steps is not None:
         flags["train.steps"] = args.steps
     if args.time is not None:
-        from .train.budget import parse_duration
+        from .training.budget import parse_duration
 
         flags["train.time_limit"] = parse_duration(args.time)
     elif base is not None:  # the budget was the earlier invocation's: a resume gets its own --time, or none
@@ -205,10 +205,10 @@ def build_config(args: argparse.Namespace, extra: list[str], base: RunConfig | N
 
 def check_run(args: argparse.Namespace, extra: list[str], cfg: RunConfig) -> None:
     """Refuse now what the run would refuse before loading any data, on a --dry-run as on a run: the config
-    (train.loop.check_config: dataset name, model, loss), and a device gankit cannot use, named by the option
+    (training.loop.check_config: dataset name, model, loss), and a device gankit cannot use, named by the option
     the user typed. A dry run checks only that gankit runs on such a device: its config may be for a GPU box."""
     from .device import check_device_name, resolve_device
-    from .train.loop import check_config
+    from .training.loop import check_config
 
     check_config(cfg)
     typed = ("--train.device" if any(t.split("=", 1)[0] == "--train.device" for t in extra)  # overrides --device
@@ -225,7 +225,7 @@ def _train(args: argparse.Namespace, cfg: RunConfig, out: str, **kw: Any):
 
     if not args.tensorboard and not args.eval_every:
         return api.train(cfg, out, **kw)
-    from .train.loop import Trainer
+    from .training.loop import Trainer
 
     callbacks = []
     if args.eval_every:
@@ -244,13 +244,9 @@ def _train(args: argparse.Namespace, cfg: RunConfig, out: str, **kw: Any):
 
 
 def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
-    """--seeds, or --resume of a --seeds folder: the runs train together (train/ensemble.py)."""
-    import json
-
+    """--seeds, or --resume of a --seeds folder: :func:`gankit.api.train_seeds` (together), in its two halves so
+    that --dry-run prints what it would train."""
     from . import api
-    from .io import atomic_write_text
-    from .train.checkpoint import load_checkpoint, resolve_checkpoint
-    from .train.ensemble import Ensemble, check_members, parse_seeds, seed_configs
 
     for bad, flag in ((args.nproc, "--nproc"), (args.tensorboard, "--tensorboard"), (args.eval_every, "--eval-every"),
                       (args.seed is not None, "--seed")):
@@ -259,39 +255,18 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume:
         if args.out and args.out != args.resume:
             raise GankitError("--resume continues in its own folder; drop --out")
-        root = Path(args.resume)
-        try:
-            outs = seed_members(root)
-        except GankitError:
-            outs = None
-        if not outs:
-            raise GankitError(f"{root / ENSEMBLE_FILE}: unreadable; resume each member folder alone with "
-                              f"gankit train --resume {root}/MEMBER")
-        names = [o.name for o in outs]
-        cfgs = [build_config(args, extra, base=RunConfig.from_dict(load_checkpoint(resolve_checkpoint(o))["config"]))
-                for o in outs]
-        resume = True
+        runs = api.seed_runs(None, args.seeds, args.resume, resume=True)
+        runs = runs._replace(configs=[build_config(args, extra, base=c) for c in runs.configs])
     else:
-        cfgs = seed_configs(build_config(args, extra), parse_seeds(args.seeds))
-        check_members(cfgs)  # before any folder is made
-        root = Path(args.out or api.default_out(cfgs[0]))
-        names = [f"seed{c.train.seed}" for c in cfgs]
-        outs = [root / n for n in names]
-        resume = False
+        runs = api.seed_runs(build_config(args, extra), args.seeds, args.out)
+    cfgs, root, names = runs.configs, runs.root, [d.name for d in runs.run_dirs]
     check_run(args, extra, cfgs[0])
     if args.dry_run:
         print(cfgs[0].to_json())  # the members differ only in train.seed and data.seed
         print(f"# {len(cfgs)} runs, seeds {', '.join(str(c.train.seed) for c in cfgs)} (train.seed = data.seed): "
               f"{', '.join(str(root / n) for n in names)}", file=sys.stderr)
         return 0
-    ens = Ensemble(cfgs, outs, overwrite=args.overwrite, resume=resume)
-    if ens.device.type == "cpu":
-        print("note: on a CPU, --seeds trains about as fast as the same seeds one after another (1.0-1.2x for "
-              "the toy presets, docs/BENCHMARKS.md); it pays off on a GPU", file=sys.stderr)
-    if not resume:
-        atomic_write_text(root / ENSEMBLE_FILE, json.dumps({"members": names,
-                                                            "seeds": [c.train.seed for c in cfgs]}) + "\n")
-    results = ens.fit()
+    results = api.fit_seeds(runs, overwrite=args.overwrite)
     if results[0].interrupted:
         return 130
     if results[0].stopped_by_time:  # the stop line said where and how to continue
@@ -303,7 +278,7 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from . import api
-    from .train.checkpoint import load_checkpoint, resolve_checkpoint
+    from .checkpoint import load_checkpoint, resolve_checkpoint
 
     if args.seeds or (args.resume and (Path(args.resume) / ENSEMBLE_FILE).is_file()):
         return _train_seeds(args, extra)
@@ -386,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.nproc is not None and args.seeds:
                 raise GankitError("--nproc does not combine with --seeds (the seeds train as one batched network)")
             if args.nproc is not None and "WORLD_SIZE" not in os.environ and not args.dry_run:
-                from .train.distributed import launch
+                from .training.distributed import launch
 
                 check_run(args, extra, build_config(args, extra))  # bad options fail before any process starts
                 return launch(args.nproc, _without_nproc(argv))

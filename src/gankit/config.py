@@ -27,7 +27,7 @@ def _check(cond: bool, msg: str) -> None:
 MAX_SEED = 2**32 - 1
 # train.log_every sizes a (log_every, 4) float32 buffer on the device: a million rows is 16 MB.
 MAX_LOG_EVERY = 1_000_000
-# train.time_limit and gankit train --time (train/budget.py): at most a year of seconds; more is a typo.
+# train.time_limit and gankit train --time (training/budget.py): at most a year of seconds; more is a typo.
 MAX_TIME_LIMIT = 366 * 86400
 
 
@@ -100,6 +100,12 @@ class ModelConfig:
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges `pack` samples at once; 1 = no packing
     g_norm_slots: int = 1  # toy G, batch norm: statistics per slot (sample i in slot i mod N); PacGAN's code: pack
     bn_momentum: float = 0.1  # toy nets: batch norm's running-statistics momentum (PyTorch 0.1; PacGAN's code 0.05)
+    # r3gan (Huang et al. 2024): stage widths from the image resolution down (lower stages repeat the last),
+    # residual blocks per stage, a block's inverted-bottleneck expansion, channels per group of its 3×3 conv
+    stage_channels: tuple[int, ...] = (64, 128)  # the paper's 32×32 nets: 768 in every stage
+    stage_blocks: int = 1  # the paper: 2
+    block_expansion: int = 2  # the paper: 2
+    group_channels: int = 16  # the paper: 16 (a block narrower than this is one group)
 
     def __post_init__(self) -> None:
         _check(self.z_dim > 0, f"model.z_dim must be positive, got {self.z_dim}")
@@ -124,6 +130,10 @@ class ModelConfig:
         _check(self.pack >= 1, f"model.pack must be >= 1, got {self.pack}")
         _check(self.g_norm_slots >= 1, f"model.g_norm_slots must be >= 1, got {self.g_norm_slots}")
         _check(0.0 < self.bn_momentum <= 1.0, f"model.bn_momentum must be in (0, 1], got {self.bn_momentum}")
+        _check(len(self.stage_channels) > 0 and all(w > 0 for w in self.stage_channels),
+               f"model.stage_channels needs one or more positive widths, got {self.stage_channels}")
+        for key in ("stage_blocks", "block_expansion", "group_channels"):
+            _check(getattr(self, key) >= 1, f"model.{key} must be >= 1, got {getattr(self, key)}")
         # (cross-field checks, e.g. cond needs num_classes, run when the models are built: overrides are applied
         # one key at a time)
 
@@ -137,6 +147,7 @@ class LossConfig:
     fake_target: float = 0.0  # D's target for generated images
     gp_weight: float = 0.0  # λ of the WGAN-GP gradient penalty (Gulrajani et al. 2017 use 10); 0 = off
     r1_gamma: float = 0.0  # γ of the R1 penalty γ/2·E‖∇D(x)‖² on real data (Mescheder et al. 2018); 0 = off
+    r2_gamma: float = 0.0  # γ of the R2 penalty γ/2·E‖∇D(x̃)‖² on fakes (Mescheder et al. 2018); 0 = off
     aux_weight: float = 1.0  # model.cond acgan: weight of the auxiliary classification losses
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0, decaying linearly to 0
     augment: str = ""  # DiffAugment policy on D's inputs, a comma-separated subset of color,translation,cutout
@@ -145,7 +156,7 @@ class LossConfig:
         _check(0.0 < self.real_target <= 1.0, f"loss.real_target must be in (0, 1], got {self.real_target}")
         _check(0.0 <= self.fake_target < self.real_target,
                f"loss.fake_target must be in [0, real_target), got {self.fake_target}")
-        for key in ("gp_weight", "r1_gamma", "aux_weight", "instance_noise"):
+        for key in ("gp_weight", "r1_gamma", "r2_gamma", "aux_weight", "instance_noise"):
             _check(getattr(self, key) >= 0, f"loss.{key} must be >= 0, got {getattr(self, key)}")
 
 
@@ -192,7 +203,7 @@ class TrainConfig:
     # CPU depend on the thread count, so it is part of the run: manifest.json and the checkpoints record it)
     threads: int = 0
     # MLP/toy nets on CPU: retune the thread count to the machine's load while training (faster next to busy
-    # processes, but NOT reproducible: results then depend on the load; train/threads.py)
+    # processes, but NOT reproducible: results then depend on the load; training/threads.py)
     adaptive_threads: bool = False
     progress: bool = True  # show a progress bar
     dist_timeout: float = 300.0  # seconds any collective may wait under torchrun before the run fails
@@ -200,13 +211,13 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + GradScaler, CUDA only)
     channels_last: bool = False  # conv models: channels-last memory format (faster convolutions on GPUs)
     compile: bool = False  # torch.compile G and D (measure first: it slowed the seed MLP on CPU)
-    fused_step: bool = True  # plain MLP GANs (the seed): hand-derived gradients instead of autograd (train/fused.py)
-    cuda_graphs: bool = False  # CUDA: capture the whole step in a CUDA graph and replay it (train/graphs.py)
+    fused_step: bool = True  # plain MLP GANs (the seed): hand-derived gradients instead of autograd (training/fused.py)
+    cuda_graphs: bool = False  # CUDA: capture the whole step in a CUDA graph and replay it (training/graphs.py)
     tf32: bool = False  # CUDA: float32 matmuls on TF32 tensor cores (faster; inputs rounded to 10-bit mantissas)
     deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs are deterministic anyway
     nonfinite_retries: int = 3  # on a NaN/inf loss: roll back to the last good state, halve the lrs, retry
     # wall-clock seconds for this invocation (None = no limit; gankit train --time 10m): stop at the first step
-    # boundary after it, save, and say how to resume. Schedules stay defined by steps/epochs (train/budget.py)
+    # boundary after it, save, and say how to resume. Schedules stay defined by steps/epochs (training/budget.py)
     time_limit: float | None = None
 
     def __post_init__(self) -> None:
@@ -282,6 +293,14 @@ _PACGAN = {"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": (400, 400, 4
 # Their training algorithm (ALI's) takes D's and G's gradients from one graph and applies both at once:
 # train.updates simultaneous. Their G runs once per pack slot, so its batch norm takes each slot's statistics
 # alone (model.g_norm_slots = pack), and moves the population statistics by 0.05 of the slots' mean.
+_R3GAN = {"model.arch": "r3gan", "model.z_dim": 64, "model.stage_channels": (64, 128), "model.stage_blocks": 1,
+          "model.block_expansion": 2, "model.group_channels": 16, "loss.name": "relativistic",
+          "loss.real_target": 1.0, "loss.r1_gamma": 0.05, "loss.r2_gamma": 0.05, "optim.g_lr": 2e-4,
+          "optim.d_lr": 2e-4, "optim.beta1": 0.0, "optim.beta2": 0.99, "optim.ema_beta": 0.999,
+          "train.batch_size": 64}
+# R3GAN (Huang et al. 2024; their code's CIFAR-10 preset): relativistic pairing loss with R1 and R2 at γ 0.05 (their
+# start value; they decay it to 0.005, the lr 2e-4 to 5e-5 and raise β2 0.9 -> 0.99 over 20M images), Adam β1 0, z 64,
+# G_ema. Their nets are 768 wide with 2 blocks per stage and batch 512; ours (models/r3gan.py) are sized for a CPU.
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
@@ -322,6 +341,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "pacgan-stacked-mnist": ("PacDCGAN2 on stacked MNIST: the DCGAN preset with D judging 2 samples at once",
                              {**_DCGAN, "data.name": "stacked-mnist", "model.d_layers": 4, "model.g_layers": 4,
                               "model.pack": 2, "train.epochs": 50}),
+    "r3gan-mnist": ("R3GAN (Huang et al. 2024) on 28x28 digits: residual nets without norms, widths 64-128, "
+                    "relativistic loss + R1 + R2 (0.05), Adam 2e-4 (0, 0.99), G_ema 0.999, batch 64, 20 epochs",
+                    {**_R3GAN, "train.epochs": 20}),
+    "r3gan-cifar10": ("R3GAN (Huang et al. 2024) on CIFAR-10: the r3gan-mnist nets and training at 32x32x3, "
+                      "50,000 steps",
+                      {**_R3GAN, "data.name": "cifar10", "train.steps": 50_000, "train.epochs": None}),
 }
 
 

@@ -20,7 +20,7 @@ from .errors import GankitError
 ENV = "GANKIT_MEMORY_LIMIT"
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 # Training holds each fp32 weight about 10 times: the weight, its gradient, Adam's two moments, the rollback
-# snapshot of weights and moments (train/loop.py), and the checkpoint's serialised copy. Measured: a 10.9 GB peak
+# snapshot of weights and moments (training/loop.py), and the checkpoint's serialised copy. Measured: a 10.9 GB peak
 # for an MLP of 256 M weights (1.0 GB), at --data.resolution 1024.
 TRAIN_COPIES = 10
 

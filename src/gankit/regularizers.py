@@ -1,4 +1,4 @@
-"""Regularizers of D as small pure functions: gradient penalty, R1, instance noise, spectral norm.
+"""Regularizers of D as small pure functions: gradient penalty, R1, R2, instance noise, spectral norm.
 
 Each penalty returns an unweighted scalar; the training loop multiplies it by its configured weight.
 ``D`` is any callable ``D(x) -> logits (N',)`` (a packed D returns N/m logits; that is fine here).
@@ -33,10 +33,20 @@ def gradient_penalty(D: Critic, real: torch.Tensor, fake: torch.Tensor, *, targe
     return ((_grad_norms(D, x_hat) - target) ** 2).mean()
 
 
+def _zero_centred_penalty(D: Critic, x: torch.Tensor) -> torch.Tensor:
+    """E[‖∇ₓD(x)‖₂²] over the samples of ``x`` (N, ...), differentiable in D's parameters, not in ``x``."""
+    return (_grad_norms(D, x.detach().requires_grad_(True)) ** 2).mean()
+
+
 def r1_penalty(D: Critic, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): E[‖∇D(x)‖₂²] on real data; the loop weights it by γ/2. Returns a scalar."""
-    x = real.detach().requires_grad_(True)
-    return (_grad_norms(D, x) ** 2).mean()
+    return _zero_centred_penalty(D, real)
+
+
+def r2_penalty(D: Critic, fake: torch.Tensor) -> torch.Tensor:
+    """R2 (Mescheder et al. 2018): E[‖∇D(x̃)‖₂²] on generated data, R1's math on the other batch; the loop weights
+    it by γ/2. R3GAN (Huang et al. 2024) needs both for its convergence guarantee. Returns a scalar."""
+    return _zero_centred_penalty(D, fake)
 
 
 def instance_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:

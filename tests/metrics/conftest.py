@@ -34,3 +34,14 @@ def cached_digits_evaluator(isolated_data_env, digits_evaluator_dir):
 
     shutil.copytree(digits_evaluator_dir, isolated_data_env / "evaluators" / "digits")
     return load_evaluator("digits", source="cache", train_if_missing=False)
+
+
+@pytest.fixture
+def digits_run(tmp_path, digits_evaluator):
+    """A run folder of the seed preset after 20 steps on digits (checkpoints/last.pt)."""
+    from gankit import api
+
+    cfg = api.preset("seed").with_overrides({"data.name": "digits", "train.steps": 20, "train.progress": False,
+                                             "train.sample_every": 0})
+    api.train(cfg, tmp_path / "run", log=lambda *_: None)
+    return tmp_path / "run"

@@ -6,18 +6,9 @@ import shlex
 
 import pytest
 
-from gankit import api
 from gankit.cli import main
 from gankit.metrics import command as eval_command
 from gankit.metrics import evaluator_command
-
-
-@pytest.fixture
-def digits_run(tmp_path, digits_evaluator):
-    cfg = api.preset("seed").with_overrides({"data.name": "digits", "train.steps": 20, "train.progress": False,
-                                             "train.sample_every": 0})
-    api.train(cfg, tmp_path / "run", log=lambda *_: None)
-    return tmp_path / "run"
 
 
 def test_eval_writes_a_report_with_counts_floor_and_checksum(digits_run, tmp_path, capsys, digits_evaluator):

@@ -146,16 +146,38 @@ def test_parzen_through_evaluate_follows_the_protocol(digits_evaluator):
 
 
 def test_metrics_never_import_the_trainer():
-    """One-way imports (STYLE.md): metrics take a sampler, never a trainer. Only the CLI hook may reach api."""
+    """One-way imports (STYLE.md): metrics take a sampler, never a trainer; runs load through gankit.generator."""
     import ast
     from pathlib import Path
 
     import gankit.metrics
 
     for path in Path(gankit.metrics.__file__).parent.glob("*.py"):
-        if path.name == "command.py":  # the CLI layer composes: it loads a run through gankit.api
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 target = ("." * node.level) + (node.module or "")
                 assert not target.startswith(("..train", "..api", "gankit.train", "gankit.api")), (path.name, target)
+
+
+def test_scoring_a_run_loads_no_trainer(digits_run):
+    """Importing the metrics modules, and scoring a checkpoint through them (the CLI's 'gankit eval' path),
+    leaves no gankit.training (nor gankit.api) module loaded: checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+import gankit.metrics.evaluate, gankit.metrics.command, gankit.metrics.callback, gankit.metrics.scoring
+import gankit.metrics, gankit.metrics.registry
+def trainer():
+    return sorted(m for m in sys.modules if m.startswith(("gankit.training", "gankit.train", "gankit.api")))
+assert not trainer(), trainer()
+from gankit.metrics import command
+args = command.add_parser(__import__("argparse").ArgumentParser().add_subparsers()).parse_args(
+    [{str(digits_run)!r}, "--metrics", "fd100,classes100", "--no-floor"])
+assert command.run(args) == 0
+assert not trainer(), trainer()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "fd100" in r.stdout

@@ -34,7 +34,7 @@ def _run(G, D, cond, n=4, z_dim=4):
 
 
 def test_all_archs_registered():
-    assert list_archs() == ["dcgan", "mlp", "resnet", "toy"]
+    assert list_archs() == ["dcgan", "mlp", "r3gan", "resnet", "toy"]
 
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet", "toy"])

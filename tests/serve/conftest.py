@@ -30,7 +30,7 @@ def _train(out: Path, **extra) -> None:
 def _conditional_checkpoint(path: Path, num_classes: int = 10) -> None:
     """A class-conditional G saved the way the trainer saves one (gankit's own checkpoint writer)."""
     from gankit.models import build_generator
-    from gankit.train.checkpoint import save_checkpoint
+    from gankit.checkpoint import save_checkpoint
 
     cfg = gankit.preset("seed").with_overrides({"data.name": "digits", "model.cond": "concat",
                                                "model.num_classes": num_classes, "model.z_dim": 16})

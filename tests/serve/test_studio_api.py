@@ -248,7 +248,7 @@ def test_a_generator_of_points_gets_a_scatter_plot(tmp_path, make_server):
     from gankit.models import build_generator
     from gankit.serve.app import create_app
     from gankit.serve.runs import discover
-    from gankit.train.checkpoint import save_checkpoint
+    from gankit.checkpoint import save_checkpoint
 
     cfg = gankit.preset("seed").with_overrides({"model.arch": "toy", "model.z_dim": 2, "model.g_hidden": "16"})
     torch.manual_seed(0)

@@ -23,12 +23,12 @@ def test_gradient_ratio_matches_closed_form(d):
 def test_batch_gradients_are_per_sample_over_n_and_losses_share_fixed_point():
     d = torch.tensor([0.01, 0.3, 0.9], dtype=torch.float64)
     logits = torch.log(d / (1 - d)).requires_grad_(True)
-    g_minimax(logits).backward()
+    g_minimax(logits, None).backward()
     np.testing.assert_allclose(logits.grad.numpy(), -d.numpy() / 3, rtol=1e-10)
     logits.grad = None
-    g_nonsaturating(logits).backward()
+    g_nonsaturating(logits, None).backward()
     np.testing.assert_allclose(logits.grad.numpy(), -(1 - d.numpy()) / 3, rtol=1e-10)
     # both losses, as functions of D, are decreasing in D: G pushes D(G(z)) up with either
     for f in (g_minimax, g_nonsaturating):
-        vals = [float(f(torch.tensor([math.log(p / (1 - p))]))) for p in (0.1, 0.5, 0.9)]
+        vals = [float(f(torch.tensor([math.log(p / (1 - p))]), None)) for p in (0.1, 0.5, 0.9)]
         assert vals[0] > vals[1] > vals[2]

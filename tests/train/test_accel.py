@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import gankit
-from gankit.train.accel import Autocast
-from gankit.train.checkpoint import load_checkpoint
+from gankit.training.accel import Autocast
+from gankit.checkpoint import load_checkpoint
 
 
 def cfg(preset="seed", **kw):

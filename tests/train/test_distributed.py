@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import gankit
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.rundir import read_log
+from gankit.checkpoint import load_checkpoint
+from gankit.rundir import read_log
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 ARGS = ["train", "--dataset", "digits", "--steps", "20", "--no-progress", "--train.log_every", "5",

@@ -11,8 +11,8 @@ import torch
 
 import gankit
 from gankit.data import to_unit_range
-from gankit.train.ensemble import Ensemble, check_members, fit_together, parse_seeds, seed_configs
-from gankit.train.loop import Trainer, epoch_permutation
+from gankit.training.ensemble import Ensemble, check_members, fit_together, parse_seeds, seed_configs
+from gankit.training.loop import Trainer, epoch_permutation
 
 TINY_TOY = {"model.g_hidden": (24, 24), "model.d_hidden": (16, 16), "model.maxout_pieces": 3, "data.size": 1200}
 

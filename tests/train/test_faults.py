@@ -8,7 +8,7 @@ import torch
 
 import gankit
 from gankit import cli
-from gankit.train.checkpoint import load_checkpoint
+from gankit.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import gankit
-from gankit.train import graphs
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.loop import Trainer
+from gankit.training import options
+from gankit.checkpoint import load_checkpoint
+from gankit.training.loop import Trainer
 
 
 def cfg(preset="seed", **kw):
@@ -36,10 +36,10 @@ def test_cuda_graphs_on_cpu_is_refused_before_the_run_folder_is_made(tmp_path):
 def test_steps_a_graph_cannot_replay_are_refused(over, msg):
     c = cfg(**over)
     with pytest.raises(gankit.GankitError, match=msg):
-        graphs.check(c, torch.device("cuda"), distributed=False)
-    graphs.check(cfg(), torch.device("cuda"), distributed=False)  # the seed's step is capturable
+        options.check("cuda_graphs", c, options.Context(device="cuda"))
+    options.check("cuda_graphs", cfg(), options.Context(device="cuda"))  # the seed's step is capturable
     with pytest.raises(gankit.GankitError, match="torchrun"):
-        graphs.check(cfg(), torch.device("cuda"), distributed=True)
+        options.check("cuda_graphs", cfg(), options.Context(device="cuda", distributed=True))
 
 
 @pytest.mark.parametrize("preset,over", [
@@ -60,7 +60,7 @@ def test_inputs_drawn_ahead_give_the_eager_step_bit_for_bit(tmp_path, preset, ov
         batches = [a.data.images[j] for j in idx]
         labels = [a.data.labels[j] for j in idx] if c.model.cond != "none" else None
         out_a = a.train_step(batches, labels)
-        out_b = b.train_step(batches, labels, b._draw_inputs(k))
+        out_b = b.train_step(batches, labels, b.train_step.draw(k))
         assert torch.equal(out_a, out_b)
     for pa, pb in zip(list(a.G.parameters()) + list(a.D.parameters()),
                       list(b.G.parameters()) + list(b.D.parameters())):

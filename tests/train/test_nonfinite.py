@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import gankit
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.loop import Trainer
-from gankit.train.rundir import read_log
+from gankit.checkpoint import load_checkpoint
+from gankit.training.loop import Trainer
+from gankit.rundir import read_log
 
 
 def cfg(**kw):

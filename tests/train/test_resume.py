@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import gankit
-from gankit.train.checkpoint import load_checkpoint
+from gankit.checkpoint import load_checkpoint
 
 
 def cfg(steps, **kw):
@@ -135,7 +135,7 @@ def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
 
 
 def test_deterministic_switch_turns_on_deterministic_kernels(tmp_path):
-    from gankit.train.loop import Trainer
+    from gankit.training.loop import Trainer
 
     seen = []
     try:
@@ -169,7 +169,7 @@ def test_python_and_numpy_rng_states_survive_resume(tmp_path):
     expect = (random.random(), np.random.rand())
     random.seed(99)
     np.random.seed(99)
-    from gankit.train.loop import Trainer
+    from gankit.training.loop import Trainer
 
     Trainer(cfg(3), tmp_path / "r", resume=True, log=quiet)  # restores the states saved at step 3
     assert (random.random(), np.random.rand()) == expect

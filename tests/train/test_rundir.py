@@ -11,8 +11,8 @@ import pytest
 
 import gankit
 from gankit import cli
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.rundir import read_log
+from gankit.checkpoint import load_checkpoint
+from gankit.rundir import read_log
 
 SPE = 17  # digits at batch 100: steps per epoch
 LOCK_FILE = ".gankit.lock"  # in the run folder while a process trains into it (README: the run folder)
@@ -207,7 +207,7 @@ class Killed(BaseException):
 def test_a_kill_at_an_epoch_end_never_loses_its_epoch_checkpoint(run34, tmp_path, monkeypatch, when):
     import importlib
 
-    ck = importlib.import_module("gankit.train.checkpoint")
+    ck = importlib.import_module("gankit.checkpoint")
 
     real = ck.atomic_write_bytes
     writes = []

@@ -15,9 +15,9 @@ import torch
 import gankit
 from gankit.config import preset_config
 from gankit.models import build_discriminator, build_generator
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.loop import Trainer
-from gankit.train.threads import ThreadTuner, matmul_only
+from gankit.checkpoint import load_checkpoint
+from gankit.training.loop import Trainer
+from gankit.training.threads import ThreadTuner, matmul_only
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """train.time_limit / gankit train --time: parse, stop at a step boundary, save, say how to resume, resume exactly.
 
-The budget stops are forced deterministically: the loops read ``gankit.train.budget.clock``, which the tests
+The budget stops are forced deterministically: the loops read ``gankit.training.budget.clock``, which the tests
 replace by the trainer's step count (one "second" per step) instead of waiting.
 """
 import itertools
@@ -11,10 +11,10 @@ import gankit
 from gankit import cli
 from gankit.config import RunConfig
 from gankit.errors import GankitError
-from gankit.train import budget
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.ensemble import Ensemble, seed_configs
-from gankit.train.loop import Trainer
+from gankit.training import budget
+from gankit.checkpoint import load_checkpoint
+from gankit.training.ensemble import Ensemble, seed_configs
+from gankit.training.loop import Trainer
 
 from test_resume import assert_same_state  # tests/train on sys.path (rootdir-relative imports)
 

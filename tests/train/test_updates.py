@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import gankit
-from gankit.train.loop import Trainer
+from gankit.training.loop import Trainer
 
 TINY = {"model.g_hidden": (16, 16), "model.d_hidden": (12, 12), "model.maxout_pieces": 3, "data.size": 800,
         "train.batch_size": 40, "train.steps": 3, "train.progress": False, "train.sample_every": 0,

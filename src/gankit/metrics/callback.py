@@ -1,23 +1,22 @@
 """Metrics during training: a callback for ``Trainer.add_callback("on_epoch_end", fn)``.
 
 It only reads what any trainer exposes (``G`` or ``G_ema``, ``cfg``, ``step``, ``steps_per_epoch``, ``run_dir``,
-``device``, ``log``), so this package never imports :mod:`gankit.train`. Each evaluation appends one JSON line to
-``run_dir/metrics.jsonl`` and logs one line; the evaluator, the real statistics and the floor are computed
-once, at the first evaluation, and reused.
+``device``, ``log``), so this package never imports :mod:`gankit.training`. Each evaluation appends one JSON line
+to ``run_dir/metrics.jsonl`` and logs one line; scoring is :class:`~gankit.metrics.scoring.Scorer`'s, whose
+evaluator, real statistics and floor are computed once, at the first evaluation, and reused.
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from typing import Any, Callable
 
 from ..errors import GankitError
-from .evaluate import Reference, format_report, generator_sampler, parse_metrics
-from .evaluator import load_evaluator, real_splits
-from .mixtures import MIXTURES
+from .evaluate import format_report, parse_metrics
+from .scoring import Scorer, num_classes
 
 METRICS_FILE = "metrics.jsonl"
+DEFAULT_N = 5000  # samples of a metric named without a size: a tenth of the offline protocol's cost, every epoch
 
 
 def _compact(res: dict) -> dict:
@@ -32,36 +31,24 @@ def training_callback(metrics: str | list[str] = "fd5k", every: int = 1, *, batc
     ``evaluator_dataset``: the evaluator family, when it differs from the training data's name."""
     if every < 1:
         raise GankitError(f"--eval-every must be >= 1 epoch, got {every}")
-    specs = parse_metrics(metrics, default_n=5000)
-    cache: dict[str, Any] = {}
+    parse_metrics(metrics, default_n=DEFAULT_N)  # a bad name fails before training starts
+    cache: dict[str, Scorer] = {}
 
     def on_epoch_end(trainer) -> None:
         epoch = trainer.step // trainer.steps_per_epoch
         if epoch % every:
             return
-        if "reference" not in cache:
-            data = trainer.cfg.data
-            if evaluator_dataset:
-                data = replace(data, name=evaluator_dataset)
-            mixture = data.name if data.name in MIXTURES else None
-            evaluator = (load_evaluator(data, device=trainer.device, log=trainer.log)
-                         if any(s.needs_features for s in specs) else None)
-            train, test = real_splits(data, trainer.log) if mixture is None else (None, None)
-            cache["reference"] = Reference(specs, evaluator, test, train, mixture=mixture, floor=floor,
-                                           batch_size=batch_size, seed=seed)
-        ref: Reference = cache["reference"]
+        if "scorer" not in cache:  # the trainer's device and log are known from here on
+            cache["scorer"] = Scorer(metrics, n=DEFAULT_N, seed=seed, device=trainer.device, floor=floor,
+                                     batch_size=batch_size, evaluator_dataset=evaluator_dataset, log=trainer.log)
+        scorer = cache["scorer"]
+        data = scorer.resolve_data(trainer.cfg.data)
+        scorer.side(data)  # the real side, once: not part of the time an evaluation takes
         t0 = time.perf_counter()
         G = getattr(trainer, "G_ema", None) or trainer.G  # G_ema, where kept, is what sampling uses
         m = trainer.cfg.model
-        k = m.num_classes if getattr(m, "cond", "none") != "none" else 0
-        sampler = generator_sampler(G, m.z_dim, seed=seed, device=trainer.device, num_classes=k)
-        scores = ref.score(sampler, specs, batch_size)
-        for name, res in scores.items():
-            res["floor"] = (ref.floor or {}).get(name)
-        report: dict = {"metrics": scores}
-        if ref.evaluator is not None:
-            report["evaluator"] = {k: ref.evaluator.card[k] for k in ("family", "sha256", "test_accuracy",
-                                                                      "feature_layer", "feature_dim")}
+        report = scorer.score_generator(G, m.z_dim, data, num_classes=num_classes(m))
+        scores = report["metrics"]
         record = {"step": trainer.step, "epoch": epoch, "seconds": round(time.perf_counter() - t0, 2),
                   "metrics": {n: {**_compact(r), "floor": _compact(r["floor"]) if r["floor"] else None}
                               for n, r in scores.items()},

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from .metric import Metric, all_real, read_labels, read_probs, show_mean_std, show_reached
 
 
 class InceptionScoreState:
@@ -88,3 +89,43 @@ def stacked_modes(counts) -> dict:
     counts = np.asarray(counts, np.float64)
     return {"modes": int((counts > 0).sum()), "num_modes": int(counts.size),
             "kl_to_uniform": kl_divergence(counts, np.ones_like(counts))}
+
+
+# ----------------------------------------------------------------------------------------------
+# The registered metrics (gankit.metrics.registry).
+
+STACKED_N = 26_000  # PacGAN's Table 2 protocol: 26,000 samples
+
+
+def _is_state(spec, evaluator, mixture) -> InceptionScoreState:
+    if getattr(evaluator, "base", None) is not None:
+        raise GankitError("the classifier score (is) is not defined for stacked images; use 'stacked'")
+    return InceptionScoreState(evaluator.num_classes)
+
+
+def _histogram(spec, evaluator, mixture) -> ClassHistogram:
+    return ClassHistogram(evaluator.num_classes)
+
+
+def _is(state: InceptionScoreState, real, spec) -> dict:
+    mean, std = state.compute()
+    return {"is": mean, "is_std": std, "n_real": None}  # no real side: the score is read off the fakes alone
+
+
+def _classes(state: ClassHistogram, real: ClassHistogram, spec) -> dict:
+    return class_coverage(state.compute(), real.compute())
+
+
+def _stacked(state: ClassHistogram, real, spec) -> dict:
+    return {**stacked_modes(state.compute()), "n_real": None}  # against the uniform distribution over the modes
+
+
+IS = Metric("is", "classifier score exp(E KL(p(y|x) || p(y))), 1..num_classes, mean ± std over 10 splits",
+            state=_is_state, read=read_probs, compute=_is, headline=show_mean_std("is", "is_std"), features=True)
+CLASSES = Metric("classes", "class coverage: classes reached, predicted-class histogram, KL(p_fake || p_real)",
+                 state=_histogram, read=read_labels, compute=_classes,
+                 headline=show_reached("classes_reached", "num_classes", "kl_to_real"), features=True,
+                 real_n=all_real)
+STACKED = Metric("stacked", "Stacked MNIST: modes out of 1,000 and KL to uniform; 26,000 samples (PacGAN Table 2)",
+                 state=_histogram, read=read_labels, compute=_stacked,
+                 headline=show_reached("modes", "num_modes", "kl_to_uniform"), features=True, n=STACKED_N)

@@ -5,7 +5,6 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from ..config import seed_arg
@@ -53,28 +52,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def default_metrics(dataset: str) -> str:
-    from .evaluator import STACKED
-    from .mixtures import MIXTURES
-
-    if dataset in MIXTURES:
-        return "modes2d"
-    if dataset in STACKED:
-        return "stacked"
-    return "fd,kid,is,pr,dc,classes"
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import seed_members
     from ..device import resolve_device
+    from .scoring import Scorer
 
     resolve_device(args.device, "--device")  # before any loading: the message names the option typed
-    members = _seed_members(Path(args.run))
+    if args.n < 2:
+        raise GankitError(f"--n must be at least 2, got {args.n}")
+    if args.batch_size < 1:
+        raise GankitError(f"--batch-size must be positive, got {args.batch_size}")
+    scorer = Scorer(args.metrics, n=args.n, evaluator=args.evaluator, seed=args.seed, device=args.device,
+                    floor=not args.no_floor, batch_size=args.batch_size, data_dir=args.data_dir,
+                    evaluator_dataset=args.evaluator_dataset)
+    members = seed_members(args.run)
     if members is None:
-        report = _run_one(args, args.run)
-    else:  # a --seeds folder: every member, then mean ± standard error over the seeds
+        report = _run_one(scorer, args.run)
+    else:  # a --seeds folder: every member, then mean ± standard error over the seeds (one real side for all)
         reports = {}
-        for name, path in members:
-            reports[name] = _run_one(args, str(path))
+        for path in members:
+            reports[path.name] = _run_one(scorer, path)
             print()
         report = {"members": reports, "summary": summarize([r["metrics"] for r in reports.values()])}
         print(format_summary(report["summary"], len(reports)))
@@ -84,18 +81,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(Path(args.json), json.dumps(report, indent=2, default=float) + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
     return 0
-
-
-def _seed_members(path: Path) -> list[tuple[str, Path]] | None:
-    """The member folders of a ``gankit train --seeds`` folder (its ensemble.json), or None for one run."""
-    f = path / "ensemble.json"
-    if not (path.is_dir() and f.is_file()):
-        return None
-    try:
-        names = json.loads(f.read_text())["members"]
-    except (ValueError, KeyError, TypeError):
-        raise GankitError(f"{f}: not a readable list of member folders") from None
-    return [(str(n), path / str(n)) for n in names]
 
 
 def summarize(metrics: list[dict]) -> dict:
@@ -127,51 +112,14 @@ def format_summary(summary: dict, n: int) -> str:
     return "\n".join(lines)
 
 
-def _run_one(args: argparse.Namespace, path: str) -> dict:
-    from ..api import load
-    from .evaluate import INCEPTION, evaluate, format_report, generator_sampler, parse_metrics
-    from .evaluator import load_evaluator, real_splits
-    from .inception import inception_metrics
-    from .mixtures import MIXTURES
+def _run_one(scorer, path: str | Path) -> dict:
+    """Score one run folder or checkpoint with ``scorer`` (a :class:`~gankit.metrics.scoring.Scorer`) and print
+    its report."""
+    from .evaluate import format_report
 
-    if args.n < 2:
-        raise GankitError(f"--n must be at least 2, got {args.n}")
-    if args.batch_size < 1:
-        raise GankitError(f"--batch-size must be positive, got {args.batch_size}")
-    g = load(path, device=args.device)
-    data = g.config.data
-    if args.data_dir:
-        data = replace(data, dir=args.data_dir)
-    if args.evaluator_dataset:
-        data = replace(data, name=args.evaluator_dataset)
-    elif data.name == "auto":  # the run fell back to digits when MNIST was missing; its image shape says which
-        data = replace(data, name="digits" if tuple(g.img_shape) == (1, 8, 8) else "mnist")
-    names = args.metrics or default_metrics(data.name)
-    specs = parse_metrics(names, args.n)
-    inception = [s for s in specs if s.kind in INCEPTION]
-    ours = [s.name for s in specs if s.kind not in INCEPTION]
-    mixture = data.name if data.name in MIXTURES else None
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - progress goes to stderr, the report to stdout
-    evaluator = None
-    if any(s.needs_features for s in specs):
-        evaluator = load_evaluator(data, source=args.evaluator, device=args.device, log=log)
-    train = test = None
-    if mixture is None and (any(s.kind != "modes2d" for s in specs)):
-        train, test = real_splits(data, log)
-    m = g.config.model
-    k = m.num_classes if getattr(m, "cond", "none") != "none" else 0
-    report: dict = {"metrics": {}}
-    if ours:
-        report = evaluate(generator_sampler(g.G, g.z_dim, seed=args.seed, device=args.device, num_classes=k), ours,
-                          evaluator=evaluator, real_test=test, real_train=train, mixture=mixture, n=args.n,
-                          floor=not args.no_floor, batch_size=args.batch_size, seed=args.seed)
-    if inception:
-        n = max(s.n for s in inception)
-        sampler = generator_sampler(g.G, g.z_dim, seed=args.seed, device=args.device, num_classes=k)
-        res = inception_metrics(sampler, test, [s.kind for s in inception], n, args.batch_size)
-        report["inception"] = res
-    report["run"] = {"checkpoint": str(g.path), "step": g.step, "dataset": data.name, "seed": args.seed}
-    print(f"{g.path} (step {g.step}, dataset {data.name}, latent seed {args.seed})")
+    report = scorer.score(path)
+    run = report["run"]
+    print(f"{run['checkpoint']} (step {run['step']}, dataset {run['dataset']}, latent seed {run['seed']})")
     if report["metrics"]:
         print(format_report(report))
     if "inception" in report:

@@ -9,12 +9,18 @@ samples themselves as kernel centres.
 Metric names carry their protocol: ``fd10k`` (FD on 10,000 samples), ``kid10k``, ``is10k``, ``pr10k_k3``
 (precision/recall, k = 3), ``dc10k_k5`` (density/coverage, k = 5), ``classes10k``; without a size, ``--n``
 decides. Fixed protocols: ``modes2d`` (2,500), ``stacked`` (26,000), ``parzen`` (10,000).
+
+Every metric is a :class:`~gankit.metrics.metric.Metric` in :data:`gankit.metrics.registry.METRICS`; this loop
+reads only its fields (state, what it reads, real side, floor, result, headline) and never a metric's name.
+Adding a metric is one file and one line, and no edit here:
+
+1. ``metrics/mymetric.py``: its state (``update``/``compute``) and ``MYMETRIC = Metric("mymetric", ...)``;
+2. ``metrics/registry.py``: ``register_metric(mymetric.MYMETRIC)`` (outside gankit: call
+   :func:`gankit.metrics.register_metric` before scoring).
 """
 from __future__ import annotations
 
-import math
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,40 +28,17 @@ import torch
 
 from ..data import Dataset, to_unit_range
 from ..errors import GankitError
-from . import mixtures, parzen
-from .classes import ClassHistogram, InceptionScoreState, class_coverage, stacked_modes
-from .frechet import FeatureBank, FrechetState, fd_from_states, kid
-from .prdc import density_coverage, precision_recall
+from .metric import Metric, tensor_sampler  # noqa: F401  (tensor_sampler: re-exported)
+from .registry import METRICS, list_metrics
 
 Sampler = Callable[[int], torch.Tensor]
 
-METRICS: dict[str, str] = {
-    "fd": "Fréchet distance of the domain classifier's feature Gaussians (lower is better)",
-    "kid": "kernel distance, unbiased MMD^2 with a cubic kernel, mean ± std over 100 subsets (lower is better)",
-    "is": "classifier score exp(E KL(p(y|x) || p(y))), 1..num_classes, mean ± std over 10 splits",
-    "pr": "precision and recall of k-NN feature manifolds (Kynkäänniemi et al. 2019; default k 3)",
-    "dc": "density and coverage (Naeem et al. 2020; default k 5)",
-    "classes": "class coverage: classes reached, predicted-class histogram, KL(p_fake || p_real)",
-    "modes2d": "2-D mixtures (ring8, grid25): modes captured, % high quality, KL; 2,500 samples (PacGAN)",
-    "stacked": "Stacked MNIST: modes out of 1,000 and KL to uniform; 26,000 samples (PacGAN Table 2)",
-    "parzen": "Parzen-window log-likelihood, Goodfellow et al. 2014 protocol; 10,000 samples (high variance)",
-    "ifid": "Inception FID via torch-fidelity (optional extra; needs the Inception weights)",
-    "ikid": "Inception KID via torch-fidelity (optional extra)",
-    "iis": "Inception Score via torch-fidelity (optional extra)",
-}
-FIXED_N = {"modes2d": mixtures.PROTOCOL_N, "stacked": 26_000, "parzen": parzen.PROTOCOL_N}
-DEFAULT_K = {"pr": 3, "dc": 5}
-INCEPTION = ("ifid", "ikid", "iis")
 _NAME = re.compile(r"^(?P<kind>[a-z]+?)(?P<n>\d+k?)?(?:_k(?P<k>\d+))?$")
-
-
-def list_metrics() -> list[str]:
-    return list(METRICS)
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A parsed metric name: ``kind`` (a key of METRICS), sample count ``n``, and ``k`` for pr/dc."""
+    """A parsed metric name: ``kind`` (a key of METRICS), sample count ``n``, and ``k`` for metrics taking one."""
 
     name: str
     kind: str
@@ -63,8 +46,12 @@ class MetricSpec:
     k: int = 0
 
     @property
+    def metric(self) -> Metric:
+        return METRICS[self.kind]
+
+    @property
     def needs_features(self) -> bool:
-        return self.kind in ("fd", "kid", "is", "pr", "dc", "classes", "stacked")
+        return self.metric.features
 
 
 MAX_METRIC_SAMPLES = 1_000_000  # 20x the largest protocol in use (FID's 50k); more is a typo
@@ -73,15 +60,17 @@ MAX_METRIC_SAMPLES = 1_000_000  # 20x the largest protocol in use (FID's 50k); m
 def parse_metric(name: str, default_n: int = 10_000) -> MetricSpec:
     """``'pr5k_k3'`` -> MetricSpec('pr5k_k3', 'pr', 5000, 3); a name without a size takes ``default_n``."""
     name = name.strip()
-    if name in FIXED_N:
-        return MetricSpec(name, name, FIXED_N[name])
+    if name in METRICS and METRICS[name].n is not None:  # a fixed protocol: the name is the whole protocol
+        return MetricSpec(name, name, METRICS[name].n)  # type: ignore[arg-type]
     m = _NAME.match(name)
-    if m is None or m["kind"] not in METRICS or m["kind"] in FIXED_N:
+    if m is None or m["kind"] not in METRICS or METRICS[m["kind"]].n is not None:
         raise GankitError(f"unknown metric {name!r}; metrics are {', '.join(list_metrics())}, optionally with a "
                           f"sample count and k, e.g. fd10k, kid5k, pr10k_k3, dc10k_k5")
     kind = m["kind"]
-    if m["k"] is not None and kind not in DEFAULT_K:
-        raise GankitError(f"metric {name!r}: only pr and dc take _kK")
+    default_k = METRICS[kind].k
+    if m["k"] is not None and default_k is None:
+        takes_k = " and ".join(kd for kd, mt in METRICS.items() if mt.k is not None)
+        raise GankitError(f"metric {name!r}: only {takes_k} take _kK")
     n = default_n
     if m["n"]:
         n = int(m["n"][:-1]) * 1000 if m["n"].endswith("k") else int(m["n"])
@@ -90,8 +79,8 @@ def parse_metric(name: str, default_n: int = 10_000) -> MetricSpec:
     if n > MAX_METRIC_SAMPLES:
         raise GankitError(f"metric {name!r}: {n:,} samples is more than a metric draws ({MAX_METRIC_SAMPLES:,}); "
                           f"ask for fewer")
-    k = int(m["k"]) if m["k"] is not None else DEFAULT_K.get(kind, 0)
-    if kind in DEFAULT_K and k < 1:
+    k = int(m["k"]) if m["k"] is not None else (default_k or 0)
+    if default_k is not None and k < 1:
         raise GankitError(f"metric {name!r}: k must be >= 1")
     return MetricSpec(canonical_name(kind, n, k), kind, n, k)
 
@@ -99,7 +88,7 @@ def parse_metric(name: str, default_n: int = 10_000) -> MetricSpec:
 def canonical_name(kind: str, n: int, k: int = 0) -> str:
     """The name that states the whole protocol: ('pr', 10000, 3) -> 'pr10k_k3'."""
     size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-    return kind + size + (f"_k{k}" if kind in DEFAULT_K else "")
+    return kind + size + (f"_k{k}" if METRICS[kind].k is not None else "")
 
 
 def parse_metrics(names: str | list[str], default_n: int = 10_000) -> list[MetricSpec]:
@@ -153,18 +142,6 @@ def dataset_sampler(ds: Dataset, indices: torch.Tensor | None = None) -> Sampler
     return sample
 
 
-def tensor_sampler(x: torch.Tensor) -> Sampler:
-    """The rows of ``x`` in order (e.g. points of a 2-D mixture, or precomputed samples)."""
-    pos = [0]
-
-    def sample(n: int) -> torch.Tensor:
-        if pos[0] + n > len(x):
-            raise GankitError(f"asked for more than the {len(x)} samples available")
-        pos[0] += n
-        return x[pos[0] - n:pos[0]]
-    return sample
-
-
 # ----------------------------------------------------------------------------------------------
 # The streaming loop.
 
@@ -174,41 +151,15 @@ class _States:
     def __init__(self, specs: list[MetricSpec], evaluator, mixture: str | None):
         self.specs = specs
         self.fed = {s.name: 0 for s in specs}
-        self.s: dict[str, object] = {}
-        for sp in specs:
-            if sp.kind == "fd":
-                self.s[sp.name] = FrechetState(evaluator.feature_dim)
-            elif sp.kind in ("kid", "pr", "dc"):
-                self.s[sp.name] = FeatureBank(sp.n)
-            elif sp.kind == "is":
-                if getattr(evaluator, "base", None) is not None:
-                    raise GankitError("the classifier score (is) is not defined for stacked images; use 'stacked'")
-                self.s[sp.name] = InceptionScoreState(evaluator.num_classes)
-            elif sp.kind in ("classes", "stacked"):
-                self.s[sp.name] = ClassHistogram(evaluator.num_classes)
-            elif sp.kind == "modes2d":
-                if mixture is None:
-                    raise GankitError("modes2d needs a 2-D mixture dataset (ring8 or grid25)")
-                self.s[sp.name] = mixtures.ModeCounter(mixture)
-            elif sp.kind == "parzen":
-                self.s[sp.name] = FeatureBank(sp.n)  # the samples themselves, pixels in [0, 1]
+        self.s: dict[str, object] = {sp.name: sp.metric.state(sp, evaluator, mixture)  # type: ignore[misc]
+                                     for sp in specs}
 
     def feed(self, x: torch.Tensor, emb) -> None:
         for sp in self.specs:
             take = min(sp.n - self.fed[sp.name], len(x))
             if take <= 0:
                 continue
-            st = self.s[sp.name]
-            if sp.kind in ("fd", "kid", "pr", "dc"):
-                st.update(emb.features[:take])  # type: ignore[attr-defined]
-            elif sp.kind == "is":
-                st.update(emb.probs[:take])  # type: ignore[attr-defined]
-            elif sp.kind in ("classes", "stacked"):
-                st.update(emb.labels[:take])  # type: ignore[attr-defined]
-            elif sp.kind == "modes2d":
-                st.update(x[:take])  # type: ignore[attr-defined]
-            elif sp.kind == "parzen":
-                st.update(((x[:take].reshape(take, -1).double() + 1) / 2))  # type: ignore[attr-defined]
+            self.s[sp.name].update(sp.metric.read(x, emb)[:take])  # type: ignore[attr-defined, misc]
             self.fed[sp.name] += take
 
 
@@ -238,89 +189,59 @@ class Reference:
     """The real side, computed once: statistics of the real test split, and optionally the real-vs-real floor
     (a training subset of the same size as the fakes, scored exactly like them against the test split).
 
-    ``real_test``/``real_train``: uint8 datasets (unused for modes2d, whose floor is the mixture itself)."""
+    ``real_test``/``real_train``: uint8 datasets (unused by metrics with a floor of their own, e.g. modes2d)."""
 
     def __init__(self, specs: list[MetricSpec], evaluator=None, real_test: Dataset | None = None,
                  real_train: Dataset | None = None, *, mixture: str | None = None, floor: bool = True,
                  batch_size: int = 500, seed: int = 0):
         self.specs, self.evaluator, self.mixture = specs, evaluator, mixture
         self.real: _States | None = None
-        self.parzen_sets: tuple[torch.Tensor, torch.Tensor] | None = None
-        real_specs = [s for s in specs if s.kind in ("fd", "kid", "pr", "dc", "classes")]
+        real_specs = [s for s in specs if s.metric.real_n is not None]
         if real_specs:
             if real_test is None:
                 raise GankitError("these metrics need the real test split")
-            # every real test image for FD / classes; min(n, N_test) for the point-set metrics
-            full = [MetricSpec(s.name, s.kind, len(real_test) if s.kind in ("fd", "classes")
-                               else min(s.n, len(real_test)), s.k) for s in real_specs]
+            full = [MetricSpec(s.name, s.kind, s.metric.real_n(s.n, len(real_test)), s.k)  # type: ignore[misc]
+                    for s in real_specs]
             self.real = stream(dataset_sampler(real_test), full, evaluator, batch_size=batch_size)
-        if any(s.kind == "parzen" for s in specs):
-            if real_test is None or real_train is None:
-                raise GankitError("parzen needs the real train (validation slice) and test splits")
-            valid = real_train.images[parzen.validation_slice(len(real_train))]
-            self.parzen_sets = (valid.reshape(len(valid), -1).double() / 255.0,
-                                real_test.images.reshape(len(real_test), -1).double() / 255.0)
+        # real sides built from the splits directly (Parzen's image sets), once per metric kind
+        self.real_data: dict[str, object] = {}
+        for s in specs:
+            if s.metric.real_data is not None and s.kind not in self.real_data:
+                self.real_data[s.kind] = s.metric.real_data(real_test, real_train)
         self.floor: dict | None = None
         if floor:
             self.floor = self._floor(real_train, batch_size, seed)
 
     def _floor(self, real_train: Dataset | None, batch_size: int, seed: int) -> dict | None:
         out: dict = {}
-        if any(s.kind == "modes2d" for s in self.specs):
-            pts = mixtures.sample_mixture(self.mixture, mixtures.PROTOCOL_N, seed=seed + 1)  # type: ignore[arg-type]
-            sp = [s for s in self.specs if s.kind == "modes2d"]
-            out.update(self.score(tensor_sampler(pts), sp, batch_size))
-        rest = [s for s in self.specs if s.kind not in ("modes2d",) + INCEPTION]
+        streamed = [s for s in self.specs if s.metric.streamed]
+        for s in streamed:  # metrics with a floor of their own (modes2d: the mixture itself)
+            if s.metric.floor_sampler is not None:
+                out.update(self.score(s.metric.floor_sampler(self.mixture, seed), [s], batch_size))
+        rest = [s for s in streamed if s.metric.floor_sampler is None]
         if rest and real_train is not None:
             g = torch.Generator().manual_seed(seed + 12345)
             order = torch.randperm(len(real_train), generator=g)
-            if any(s.kind == "parzen" for s in rest):  # keep the validation images out of the centres
-                val = parzen.validation_slice(len(real_train))
-                order = order[(order < val.start) | (order >= val.stop)]
+            for hold in dict.fromkeys(s.metric.holdout for s in rest if s.metric.holdout is not None):
+                held = hold(len(real_train))  # e.g. Parzen's validation images never serve as centres
+                order = order[(order < held.start) | (order >= held.stop)]
             capped = [MetricSpec(s.name, s.kind, min(s.n, len(order)), s.k) for s in rest]
             out.update(self.score(dataset_sampler(real_train, order), capped, batch_size))
         return out or None
 
     def score(self, sampler: Sampler, specs: list[MetricSpec] | None = None, batch_size: int = 500) -> dict:
         """Stream ``sampler`` through ``specs`` (default: all) and compute each metric against this reference."""
-        specs = specs or [s for s in self.specs if s.kind not in INCEPTION]
+        specs = specs or [s for s in self.specs if s.metric.streamed]
         st = stream(sampler, specs, self.evaluator, mixture=self.mixture, batch_size=batch_size)
         return {sp.name: self._compute(sp, st) for sp in specs}
 
     def _compute(self, sp: MetricSpec, st: _States) -> dict:
-        state = st.s[sp.name]
-        n_fake = st.fed[sp.name]
         real = self.real.s.get(sp.name) if self.real is not None else None
-        n_real = self.real.fed.get(sp.name, 0) if self.real is not None else 0
-        out: dict = {"n_fake": n_fake, "n_real": n_real}
-        if sp.kind == "fd":
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                out["fd"] = fd_from_states(state, real)  # type: ignore[arg-type]
-            if caught:
-                out["warning"] = str(caught[0].message)
-        elif sp.kind == "kid":
-            out["kid"], out["kid_std"] = kid(real.compute(), state.compute())  # type: ignore[union-attr]
-        elif sp.kind == "is":
-            out["is"], out["is_std"] = state.compute()  # type: ignore[attr-defined]
-            out["n_real"] = None  # no real side: the score is read off the fakes alone
-        elif sp.kind == "pr":
-            out["precision"], out["recall"] = precision_recall(real.compute(), state.compute(), sp.k)  # type: ignore
-        elif sp.kind == "dc":
-            out["density"], out["coverage"] = density_coverage(real.compute(), state.compute(), sp.k)  # type: ignore
-        elif sp.kind == "classes":
-            out.update(class_coverage(state.compute(), real.compute()))  # type: ignore[union-attr]
-        elif sp.kind == "stacked":
-            out.update(stacked_modes(state.compute()))  # type: ignore[attr-defined]
-            out["n_real"] = None  # compared with the uniform distribution over the 1,000 modes
-        elif sp.kind == "modes2d":
-            out.update(state.compute())  # type: ignore[attr-defined]
-            out.pop("n")
-            out["n_real"] = None  # compared with the mixture's known means
-        elif sp.kind == "parzen":
-            valid, test = self.parzen_sets  # type: ignore[misc]
-            out.update(parzen.parzen_protocol(state.compute(), valid, test))  # type: ignore[attr-defined]
-            out["n_real"] = len(test)
+        if sp.metric.real_data is not None:
+            real = self.real_data[sp.kind]
+        out: dict = {"n_fake": st.fed[sp.name],
+                     "n_real": self.real.fed.get(sp.name, 0) if self.real is not None else 0}
+        out.update(sp.metric.compute(st.s[sp.name], real, sp))  # type: ignore[misc]
         return out
 
 
@@ -333,8 +254,9 @@ def evaluate(sampler: Sampler, metrics: str | list[str], *, evaluator=None, real
     reference split; ``real_train``: the source of the real-vs-real floor (and Parzen's validation slice).
     ``mixture``: 'ring8' or 'grid25' for ``modes2d``. Pass a prebuilt ``reference`` to reuse the real side."""
     specs = parse_metrics(metrics, n)
-    if any(s.kind in INCEPTION for s in specs):
-        raise GankitError("Inception metrics (ifid, ikid, iis) run through gankit.metrics.inception, not here")
+    if not all(s.metric.streamed for s in specs):
+        outside = ", ".join(k for k, m in METRICS.items() if not m.streamed)
+        raise GankitError(f"Inception metrics ({outside}) run through gankit.metrics.inception, not here")
     if any(s.needs_features for s in specs) and evaluator is None:
         raise GankitError("feature metrics need an evaluator; see 'gankit evaluator train'")
     ref = reference or Reference(specs, evaluator, real_test, real_train, mixture=mixture, floor=floor,
@@ -354,32 +276,9 @@ def evaluate(sampler: Sampler, metrics: str | list[str], *, evaluator=None, real
 # ----------------------------------------------------------------------------------------------
 # Text.
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "inf"
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.1f}"
-    return str(v)
-
-
-HEADLINE = {"fd": ["fd"], "kid": ["kid", "kid_std"], "is": ["is", "is_std"], "pr": ["precision", "recall"],
-            "dc": ["density", "coverage"], "classes": ["classes_reached", "num_classes", "kl_to_real"],
-            "stacked": ["modes", "num_modes", "kl_to_uniform"], "modes2d": ["modes", "num_modes", "high_quality", "kl"],
-            "parzen": ["log_likelihood", "se", "sigma"]}
-
-
 def headline(kind: str, res: dict) -> str:
-    keys = HEADLINE[kind]
-    if kind in ("kid", "is"):
-        return f"{keys[0]} {_fmt(res[keys[0]])} ± {_fmt(res[keys[1]])}"
-    if kind in ("classes", "stacked"):
-        return f"{res[keys[0]]}/{res[keys[1]]} reached, KL {_fmt(res[keys[2]])}"
-    if kind == "modes2d":
-        return (f"{res['modes']}/{res['num_modes']} modes, {100 * res['high_quality']:.2f}% high quality, "
-                f"KL {_fmt(res['kl'])}")
-    if kind == "parzen":
-        return f"log-likelihood {res['log_likelihood']:.1f} ± {res['se']:.1f} (sigma {res['sigma']:.3f})"
-    return ", ".join(f"{k} {_fmt(res[k])}" for k in keys)
+    """The one-line text of a result of metric ``kind`` (its registered headline)."""
+    return METRICS[kind].headline(res)  # type: ignore[misc]
 
 
 def format_report(report: dict) -> str:
@@ -395,7 +294,7 @@ def format_report(report: dict) -> str:
         lines.append(line + "]")
         if res.get("warning"):
             lines.append(f"{'':<12} warning: {res['warning']}")
-        if kind == "parzen":
+        if res.get("caveat"):  # a protocol kept for parity, with its own warning (parzen)
             lines.append(f"{'':<12} caveat: {res['caveat']}")
     ev = report.get("evaluator")
     if ev:

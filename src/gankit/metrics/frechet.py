@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from .metric import Metric, all_real, read_features, same_size, show_fields, show_mean_std
 
 
 def sqrtm_psd(a: np.ndarray) -> np.ndarray:
@@ -138,3 +139,28 @@ class FeatureBank:
 
     def compute(self) -> torch.Tensor:
         return torch.cat(self.chunks) if self.chunks else torch.empty(0, 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The registered metrics (gankit.metrics.registry).
+
+def _fd(state: FrechetState, real: FrechetState, spec) -> dict:
+    with warnings.catch_warnings(record=True) as caught:  # a rank-deficient covariance: said in the report
+        warnings.simplefilter("always")
+        out: dict = {"fd": fd_from_states(state, real)}
+    if caught:
+        out["warning"] = str(caught[0].message)
+    return out
+
+
+def _kid(state: FeatureBank, real: FeatureBank, spec) -> dict:
+    mean, std = kid(real.compute(), state.compute())
+    return {"kid": mean, "kid_std": std}
+
+
+FD = Metric("fd", "Fréchet distance of the domain classifier's feature Gaussians (lower is better)",
+            state=lambda spec, evaluator, mixture: FrechetState(evaluator.feature_dim), read=read_features,
+            compute=_fd, headline=show_fields("fd"), features=True, real_n=all_real)
+KID = Metric("kid", "kernel distance, unbiased MMD^2 with a cubic kernel, mean ± std over 100 subsets (lower is "
+             "better)", state=lambda spec, evaluator, mixture: FeatureBank(spec.n), read=read_features,
+             compute=_kid, headline=show_mean_std("kid", "kid_std"), features=True, real_n=same_size)

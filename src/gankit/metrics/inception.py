@@ -13,8 +13,13 @@ import torch
 
 from ..data import Dataset
 from ..errors import GankitError
+from .metric import Metric
 
 KINDS = {"ifid": "fid", "ikid": "kid", "iis": "isc"}
+# registered in gankit.metrics.registry; no state: scored here, outside the streaming loop
+IFID = Metric("ifid", "Inception FID via torch-fidelity (optional extra; needs the Inception weights)")
+IKID = Metric("ikid", "Inception KID via torch-fidelity (optional extra)")
+IIS = Metric("iis", "Inception Score via torch-fidelity (optional extra)")
 
 
 def available() -> tuple[bool, str]:

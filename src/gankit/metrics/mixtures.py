@@ -17,6 +17,7 @@ import torch
 from ..data import toy as _toy
 from ..errors import GankitError
 from .classes import kl_divergence
+from .metric import Metric, fmt, read_samples, tensor_sampler
 
 PROTOCOL_N = 2500
 HIGH_QUALITY_STDS = 3.0
@@ -76,3 +77,33 @@ def count_modes(points: torch.Tensor, name: str) -> dict:
     c = ModeCounter(name)
     c.update(points)
     return c.compute()
+
+
+# ----------------------------------------------------------------------------------------------
+# The registered metric (gankit.metrics.registry).
+
+def _counter(spec, evaluator, mixture: str | None) -> ModeCounter:
+    if mixture is None:
+        raise GankitError("modes2d needs a 2-D mixture dataset (ring8 or grid25)")
+    return ModeCounter(mixture)
+
+
+def _modes(state: ModeCounter, real, spec) -> dict:
+    out = state.compute()
+    out.pop("n")
+    return {**out, "n_real": None}  # compared with the mixture's known means
+
+
+def _floor(mixture: str, seed: int):
+    """The floor's sampler: as many points of the mixture itself, from another seed."""
+    return tensor_sampler(sample_mixture(mixture, PROTOCOL_N, seed=seed + 1))
+
+
+def _headline(res: dict) -> str:
+    return (f"{res['modes']}/{res['num_modes']} modes, {100 * res['high_quality']:.2f}% high quality, "
+            f"KL {fmt(res['kl'])}")
+
+
+MODES2D = Metric("modes2d", "2-D mixtures (ring8, grid25): modes captured, % high quality, KL; 2,500 samples (PacGAN)",
+                 state=_counter, read=read_samples, compute=_modes, headline=_headline, n=PROTOCOL_N,
+                 floor_sampler=_floor)

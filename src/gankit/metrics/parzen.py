@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from .frechet import FeatureBank
+from .metric import Metric
 
 CAVEAT = ("Parzen-window estimates have high variance and are unreliable in high dimensions (Goodfellow et al. "
           "2014; Theis et al. 2016): reported for parity with published tables, not as a quality measure")
@@ -61,3 +63,34 @@ def validation_slice(n_train: int) -> slice:
     if n_train >= 51_000:
         return slice(50_000, 51_000)
     return slice(max(0, n_train - 1000), n_train)
+
+
+# ----------------------------------------------------------------------------------------------
+# The registered metric (gankit.metrics.registry): the samples themselves are the kernel centres.
+
+def _pixels(x: torch.Tensor, emb) -> torch.Tensor:
+    """Samples (N, C, H, W) in [-1, 1] as flat float64 rows in [0, 1], the protocol's pixel scale."""
+    return (x.reshape(len(x), -1).double() + 1) / 2
+
+
+def _sets(real_test, real_train) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation, test) images as float64 rows in [0, 1]; the validation slice comes from the train split."""
+    if real_test is None or real_train is None:
+        raise GankitError("parzen needs the real train (validation slice) and test splits")
+    valid = real_train.images[validation_slice(len(real_train))]
+    return (valid.reshape(len(valid), -1).double() / 255.0,
+            real_test.images.reshape(len(real_test), -1).double() / 255.0)
+
+
+def _parzen(state: FeatureBank, real: tuple[torch.Tensor, torch.Tensor], spec) -> dict:
+    valid, test = real
+    return {**parzen_protocol(state.compute(), valid, test), "n_real": len(test)}
+
+
+def _headline(res: dict) -> str:
+    return f"log-likelihood {res['log_likelihood']:.1f} ± {res['se']:.1f} (sigma {res['sigma']:.3f})"
+
+
+PARZEN = Metric("parzen", "Parzen-window log-likelihood, Goodfellow et al. 2014 protocol; 10,000 samples (high "
+                "variance)", state=lambda spec, evaluator, mixture: FeatureBank(spec.n), read=_pixels,
+                compute=_parzen, headline=_headline, real_data=_sets, holdout=validation_slice, n=PROTOCOL_N)

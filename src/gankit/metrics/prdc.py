@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import GankitError
+from .frechet import FeatureBank
+from .metric import Metric, read_features, same_size, show_fields
 
 BLOCK = 1024
 
@@ -62,3 +64,27 @@ def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tupl
         nearest[i:i + BLOCK] = _pairwise(real[i:i + BLOCK], fake).min(1).values
     coverage = (nearest < radii).double().mean()
     return float(density), float(coverage)
+
+
+# ----------------------------------------------------------------------------------------------
+# The registered metrics (gankit.metrics.registry): the feature rows of both sides, k from the name.
+
+def _bank(spec, evaluator, mixture) -> FeatureBank:
+    return FeatureBank(spec.n)
+
+
+def _pr(state: FeatureBank, real: FeatureBank, spec) -> dict:
+    precision, recall = precision_recall(real.compute(), state.compute(), spec.k)
+    return {"precision": precision, "recall": recall}
+
+
+def _dc(state: FeatureBank, real: FeatureBank, spec) -> dict:
+    density, coverage = density_coverage(real.compute(), state.compute(), spec.k)
+    return {"density": density, "coverage": coverage}
+
+
+PR = Metric("pr", "precision and recall of k-NN feature manifolds (Kynkäänniemi et al. 2019; default k 3)",
+            state=_bank, read=read_features, compute=_pr, headline=show_fields("precision", "recall"),
+            features=True, real_n=same_size, k=3)
+DC = Metric("dc", "density and coverage (Naeem et al. 2020; default k 5)", state=_bank, read=read_features,
+            compute=_dc, headline=show_fields("density", "coverage"), features=True, real_n=same_size, k=5)

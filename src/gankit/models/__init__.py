@@ -10,7 +10,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import GankitError
 from ..regularizers import apply_spectral_norm
-from . import dcgan, mlp, resnet, toy
+from . import dcgan, mlp, r3gan, resnet, toy
 from .conditional import ACGANDiscriminator, ConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import DCGANDiscriminator, DCGANGenerator, init_module_
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -34,8 +34,9 @@ ARCHS: dict[str, Family] = {
     "dcgan": Family(DCGANGenerator, DCGANDiscriminator, dcgan.KEYS),
     "resnet": Family(ResNetGenerator, ResNetDiscriminator, resnet.KEYS),
     "toy": Family(ToyGenerator, ToyDiscriminator, toy.KEYS),
+    "r3gan": Family(r3gan.R3GANGenerator, r3gan.R3GANDiscriminator, r3gan.KEYS),
 }
-SPATIAL = ("dcgan", "resnet")  # archs whose D convolves: a one-hot label joins them as constant planes
+SPATIAL = ("dcgan", "resnet", "r3gan")  # archs whose D convolves: a one-hot label joins them as constant planes
 # The model.* keys every family honours: this file applies them around any family's G and D (the conditional and
 # packing wrappers, spectral norm, the init scheme); each family's nets read z_dim and init themselves.
 COMMON_KEYS = frozenset({"arch", "z_dim", "init", "cond", "num_classes", "pack", "d_spectral_norm"})

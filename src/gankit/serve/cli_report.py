@@ -27,7 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import GankitError
-    from ..train.checkpoint import seed_members
+    from ..checkpoint import seed_members
     from .report import write_report
 
     members = seed_members(args.run)

@@ -1,6 +1,6 @@
 """Pictures of a generator: sample grids and latent interpolations, as PNG or GIF bytes.
 
-Latents are ``scale * z`` with ``z ~ N(0, I)`` drawn by :func:`gankit.api.latents`, the same draw as
+Latents are ``scale * z`` with ``z ~ N(0, I)`` drawn by :func:`gankit.generator.latents`, the same draw as
 :meth:`gankit.LoadedGenerator.sample`, so ``scale=1`` reproduces ``gankit sample --seed``. Scaling the
 latent towards its mean 0 is the truncation trick in z space (Brock et al. 2019, BigGAN Sec. 3.1; Karras et al.
 2019 apply it in w): smaller scale, more typical but less varied samples.
@@ -18,8 +18,8 @@ PAD = 2  # pixels between grid cells (gankit.images.make_grid's default)
 
 
 def latents(z_dim: int, n: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    """float32 (n, z_dim): ``scale`` times the seed's standard normal draw (:func:`gankit.api.latents`)."""
-    from ..api import latents as draw
+    """float32 (n, z_dim): ``scale`` times the seed's standard normal draw (:func:`gankit.generator.latents`)."""
+    from ..generator import latents as draw
 
     return draw(n, z_dim, seed) * scale
 

@@ -47,8 +47,8 @@ class Run:
         return st.st_mtime_ns, st.st_size
 
     def generator(self):
-        """The :class:`~gankit.api.LoadedGenerator`, loaded on first use and again when the file changes."""
-        from ..api import load
+        """The :class:`~gankit.generator.LoadedGenerator`, loaded on first use and again when the file changes."""
+        from ..generator import load
 
         version = self.version()
         with self._lock:

@@ -186,7 +186,7 @@ def loss_gradients(d_values: np.ndarray) -> dict:
     for d in d_values:
         for name, fn in (("minimax", g_minimax), ("nonsaturating", g_nonsaturating)):
             logit = torch.tensor([math.log(d / (1 - d))], dtype=torch.float64, requires_grad=True)
-            fn(logit).backward()
+            fn(logit, None).backward()
             out[name].append(float(logit.grad[0]))
     return {k: np.array(v) for k, v in out.items()}
 

@@ -146,8 +146,9 @@ class GANHistory:
     g_grad_norm: list[float] = field(default_factory=list)
 
 
-def train_gan(G: Generator, D: Discriminator, sample_real: Sampler, g_loss: Callable[[torch.Tensor], torch.Tensor],
-              *, steps: int, batch: int, lr: float, generator: torch.Generator, betas=(0.5, 0.999),
+def train_gan(G: Generator, D: Discriminator, sample_real: Sampler,
+              g_loss: Callable[[torch.Tensor, None], torch.Tensor], *, steps: int, batch: int, lr: float,
+              generator: torch.Generator, betas=(0.5, 0.999),
               optimizer: str = "adam", on_step: Callable[[int, Generator, Discriminator], None] | None = None,
               history: GANHistory | None = None) -> GANHistory:
     """Alternate one D step (d_bce, targets 1/0) and one G step (``g_loss``) per iteration, as in Algorithm 1 of
@@ -172,7 +173,7 @@ def train_gan(G: Generator, D: Discriminator, sample_real: Sampler, g_loss: Call
         hist.value.append(-float(loss_d.detach()))
 
         fake_logits = D(G(torch.randn(n, G.z_dim, generator=generator)))
-        loss_g = g_loss(fake_logits)
+        loss_g = g_loss(fake_logits, None)  # the BCE G losses read no real logits (gankit.losses.g_needs_real)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         grad_sq = sum(float(p.grad.pow(2).sum()) for p in G.parameters() if p.grad is not None)

@@ -8,9 +8,9 @@ product, and the step costs about what one run's step costs until the GPU is bus
 
 The runs stay independent:
 
-- each member is a full :class:`~gankit.train.loop.Trainer` (its own config, run folder, dataset, seed,
-  initial weights, data order and latent stream), built exactly as a single run builds it, so a member's
-  folder is an ordinary run folder: ``gankit sample``, ``evaluate``, ``serve`` and ``train --resume`` read it;
+- each member is a :class:`~gankit.training.run.Run` (its own config, run folder, dataset, seed, initial
+  weights, data order and latent stream), built exactly as a single run builds it, so a member's folder is an
+  ordinary run folder: ``gankit sample``, ``evaluate``, ``serve`` and ``train --resume`` read it;
 - the step's losses are per-member means (vmap over the loss functions) summed, so each member's gradient is
   its own loss's gradient; batch norm keeps per-member statistics (vmap over the running buffers); Adam is
   elementwise, so one optimizer over the stacked tensors is K optimizers;
@@ -22,14 +22,13 @@ The runs stay independent:
 On CUDA with ``train.cuda_graphs`` the step -- the batch gather, both updates and the per-step statistics -- is
 captured once and replayed; only the epoch's permutations and latents are copied in between epochs.
 
-:func:`fit_together` trains several ensembles (e.g. PacGAN4's and the GAN's, whose shapes differ) in lockstep;
-under CUDA graphs as one graph that runs each ensemble's step on its own stream, since one toy ensemble's kernels
-are too small to fill a GPU.
+:func:`fit_together` trains several ensembles (e.g. PacGAN4's and the GAN's, whose shapes differ) in lockstep, one
+step of each per turn of the one training loop (:func:`gankit.training.loop.fit`).
 
-Limits (refused with a one-line error): unconditional models, one D update per G update, fp32, one process,
-no EMA, gradient penalty, R1, DiffAugment, instance noise, dropout, spectral norm or lr schedule, and members
-that differ only in their seeds and dataset (same shape and size). Ensembles do not roll back a non-finite loss
-(a single run does): the run stops and names the member.
+Limits (refused with a one-line error; the "seeds" rows of training/options.py): unconditional models, one D
+update per G update, fp32, one process, no EMA, gradient penalty, R1/R2, DiffAugment, instance noise, dropout,
+spectral norm or lr schedule, and members that differ only in their seeds and dataset (same shape and size).
+Ensembles do not roll back a non-finite loss (a single run does): the run stops and names the member.
 """
 from __future__ import annotations
 
@@ -47,15 +46,17 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from ..checkpoint import ENSEMBLE_FILE
 from ..config import RunConfig
 from ..data import to_unit_range
 from ..errors import GankitError, option
-from ..io import atomic_write_text
+from ..losses import g_needs_real, get_loss
 from ..models import has_batch_coupling
-from . import accel, budget, graphs
-from .checkpoint import ENSEMBLE_FILE
-from .loop import RunResult, Trainer, epoch_permutation, install_stop_handlers
-from .rundir import Progress, check_out_free, plot_losses
+from . import accel, budget, graphs, options
+from .loop import RunResult, epoch_permutation, fit
+from ..rundir import check_out_free, plot_losses
+from .run import Run
+from .steps import split_logits, step_stats
 
 
 MAX_SEEDS = 256  # runs of one --seeds ensemble: each is a Trainer with its data and run folder
@@ -91,28 +92,12 @@ def seed_configs(cfg: RunConfig, seeds: Sequence[int]) -> list[RunConfig]:
     return [cfg.with_overrides({"train.seed": s, "data.seed": s}) for s in seeds]
 
 
-def check_members(cfgs: Sequence[RunConfig]) -> None:
+def check_members(cfgs: Sequence[RunConfig], ctx: options.Context = options.Context()) -> None:
     """Raise a one-line :class:`GankitError` unless ``cfgs`` can train as one ensemble."""
     if not cfgs:
         raise GankitError("an ensemble needs at least one member")
     base = cfgs[0]
-    m, L, o, t = base.model, base.loss, base.optim, base.train
-    problems = [
-        (m.cond != "none", "needs an unconditional model (model.cond none)"),
-        (t.d_steps != 1, f"needs train.d_steps 1, got {t.d_steps}"),
-        (t.precision != "fp32", f"needs train.precision fp32, got {t.precision!r}"),
-        (t.compile, "does not combine with train.compile"),
-        (o.ema_beta > 0, "does not keep G_ema yet; set optim.ema_beta 0"),
-        (o.lr_schedule != "constant", "needs optim.lr_schedule constant"),
-        (L.gp_weight > 0 or L.r1_gamma > 0, "does not combine with loss.gp_weight or loss.r1_gamma"),
-        (bool(L.augment) or L.instance_noise > 0, "does not combine with loss.augment or loss.instance_noise"),
-        (m.d_dropout > 0, "does not combine with dropout (model.d_dropout)"),
-        (m.d_spectral_norm, "does not combine with model.d_spectral_norm"),
-        (t.adaptive_threads, "does not combine with train.adaptive_threads (one loop runs every member)"),
-    ]
-    for bad, why in problems:
-        if bad:
-            raise GankitError(f"training several seeds at once {why}")
+    options.check("seeds", base, ctx)
 
     def shared(c: RunConfig) -> dict[str, Any]:
         d = c.to_dict()
@@ -127,13 +112,6 @@ def check_members(cfgs: Sequence[RunConfig]) -> None:
 
 def _stacked_call(base: torch.nn.Module, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
     return functional_call(base, (params, buffers), (x,))
-
-
-@torch.no_grad()
-def _member_stats(d_loss, g_loss, real_logits, fake_logits) -> torch.Tensor:
-    """(K, 4): d_loss, g_loss, D(x), D(G(z)) per member."""
-    return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(1),
-                        torch.sigmoid(fake_logits.detach()).mean(1)], dim=1)
 
 
 @dataclass
@@ -181,13 +159,45 @@ class Ensemble:
         for o in outs:  # every member's folder before the first member loads its data
             check_out_free(Path(o), overwrite, resume)
         quiet = lambda *_: None  # the members stay silent; the ensemble reports
-        self.members = [Trainer(c, o, overwrite=overwrite, resume=resume, log=quiet) for c, o in zip(cfgs, outs)]
-        if resume:
-            check_members([m.cfg for m in self.members])
+        self.members = [Run(c, o, overwrite=overwrite, resume=resume, log=quiet) for c, o in zip(cfgs, outs)]
         first = self.members[0]
+        check_members([m.cfg for m in self.members], first.ctx)
         self.cfg, self.device, self.K = first.cfg, first.device, len(self.members)
-        if first.dist.enabled:
-            raise GankitError("training several seeds at once runs in one process; drop torchrun/--nproc")
+        self._check_alike()
+        self.step = first.step
+        self.B, self.spe, self.total_steps = first.cfg.train.batch_size, first.steps_per_epoch, first.total_steps
+        self.G = _Net.stack([m.G for m in self.members])
+        self.D = _Net.stack([m.D for m in self.members])
+        self.two_pass = has_batch_coupling(first.D)
+        self.simultaneous = self.cfg.train.updates == "simultaneous"
+        self.d_loss_fn, self.g_loss_fn = get_loss(self.cfg.loss.name)
+        self.g_real = g_needs_real(self.cfg.loss.name)
+        o = self.cfg.optim
+        self.opt_G = accel.adam(self.G.params.values(), o.g_lr, o)
+        self.opt_D = accel.adam(self.D.params.values(), o.d_lr, o)
+        for opt, which in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
+            self._load_opt(opt, which)
+        self.cuda_graphs = self.cfg.train.cuda_graphs
+        graphs.set_capturable((self.opt_G, self.opt_D), self.cuda_graphs)
+        self._stack_data()
+        n, z_dim = self.spe * self.B, self.cfg.model.z_dim
+        self.idx_epoch = torch.zeros(self.K, n, dtype=torch.long, device=self.device)
+        self.z_epoch = torch.zeros(self.K, n, z_dim, device=self.device)
+        self.cursor = torch.arange(self.B, device=self.device)
+        self.stats = torch.zeros(self.spe, self.K, 4, device=self.device)
+        self._epoch_noise: list[torch.Tensor] = []
+        self._replayer = graphs.Replayer(self.device) if self.cuda_graphs else None
+        self._stop_signal: int | None = None
+        self._stop_requested = False
+        self._pending = 0  # steps run since the last flush
+        for k, m in enumerate(self.members):
+            m.write_manifest({"step": "ensemble (vmap over stacked members)", "cuda_graphs": self.cuda_graphs,
+                              "ensemble": {"members": self.K, "index": k,
+                                           "seeds": [x.cfg.train.seed for x in self.members],
+                                           "cuda_graphs": self.cuda_graphs}})
+
+    def _check_alike(self) -> None:
+        first = self.members[0]
         for m in self.members[1:]:
             if m.img_shape != first.img_shape or len(m.data) != len(first.data):
                 raise GankitError(f"ensemble members need datasets of one shape and size: {first.data.name} "
@@ -198,46 +208,22 @@ class Ensemble:
             raise GankitError(f"cannot resume these runs together: their checkpoints are at different steps "
                               f"({sorted(steps)}); resume each alone with "
                               f"{option('gankit train --resume', 'gankit.train(out=RUN_DIR, resume=True)')}")
-        self.step = first.step
-        self.B, self.spe, self.total_steps = first.cfg.train.batch_size, first.steps_per_epoch, first.total_steps
-        self.G = _Net.stack([m.G for m in self.members])
-        self.D = _Net.stack([m.D for m in self.members])
-        self.two_pass = has_batch_coupling(first.D)
-        self.simultaneous = self.cfg.train.updates == "simultaneous"
-        self.d_loss_fn, self.g_loss_fn = first.d_loss_fn, first.g_loss_fn
-        o = self.cfg.optim
-        self.opt_G = accel.adam(self.G.params.values(), o.g_lr, o)
-        self.opt_D = accel.adam(self.D.params.values(), o.d_lr, o)
-        for opt, which in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
-            self._load_opt(opt, which)
-        self.cuda_graphs = self.cfg.train.cuda_graphs
-        if self.cuda_graphs:
-            graphs.check(self.cfg, self.device, False)
-        graphs.set_capturable((self.opt_G, self.opt_D), self.cuda_graphs)
-        # The data of all members, deduplicated, as one tensor; member k reads rows offset[k] + its permutation.
+
+    def _stack_data(self) -> None:
+        """The data of all members, deduplicated, as one tensor; member k reads rows offset[k] + its permutation."""
         datas: list[torch.Tensor] = []
         offsets = []
+        n = len(self.members[0].data)
         for m in self.members:
             for j, d in enumerate(datas):
                 if d is m.data.images or (d.shape == m.data.images.shape and torch.equal(d, m.data.images)):
-                    offsets.append(j * len(first.data))
+                    offsets.append(j * n)
                     break
             else:
-                offsets.append(len(datas) * len(first.data))
+                offsets.append(len(datas) * n)
                 datas.append(m.data.images)
         self.data = datas[0] if len(datas) == 1 else torch.cat(datas)
         self.offsets = torch.tensor(offsets, device=self.device).view(self.K, 1)
-        n = self.spe * self.B
-        z_dim = self.cfg.model.z_dim
-        self.idx_epoch = torch.zeros(self.K, n, dtype=torch.long, device=self.device)
-        self.z_epoch = torch.zeros(self.K, n, z_dim, device=self.device)
-        self.cursor = torch.arange(self.B, device=self.device)
-        self.stats = torch.zeros(self.spe, self.K, 4, device=self.device)
-        self._epoch_noise: list[torch.Tensor] = []
-        self._replayer = graphs.Replayer(self.device) if self.cuda_graphs else None
-        self._stop_signal: int | None = None
-        self._stop_requested = False
-        self._write_manifests()
 
     # -- state ------------------------------------------------------------------------------------
     def _load_opt(self, opt: torch.optim.Optimizer, which: str) -> None:
@@ -255,19 +241,18 @@ class Ensemble:
         opt.load_state_dict(sd)
 
     def _write_back(self) -> None:
-        """Copy each member's slice of the stacked weights and Adam states into its Trainer."""
+        """Copy each member's slice of the stacked weights and Adam states into its Run."""
         for net, opt, which in ((self.G, self.opt_G, "G"), (self.D, self.opt_D, "D")):
             names = list(net.params)
             ens_state = opt.state_dict()["state"]
             for k, m in enumerate(self.members):
-                module = getattr(m, which)
-                module.load_state_dict(net.member_state(k))
+                getattr(m, which).load_state_dict(net.member_state(k))
                 mopt = getattr(m, f"opt_{which}")
                 msd = mopt.state_dict()
                 msd["state"] = {i: {key: (v.clone() if key == "step" else v[k].clone())
                                     for key, v in ens_state[i].items()} for i in range(len(names)) if i in ens_state}
                 mopt.load_state_dict(msd)
-                graphs.set_capturable((mopt,), m._graphed is not None)
+                graphs.set_capturable((mopt,), self.cuda_graphs)
         for m in self.members:
             m.step = self.step
 
@@ -282,21 +267,11 @@ class Ensemble:
             m.save("last.pt")
             m.noise.set_state(now)
 
-    def _write_manifests(self) -> None:
-        for k, m in enumerate(self.members):
-            path = m.run_dir / "manifest.json"
-            if not path.is_file():
-                continue
-            man = json.loads(path.read_text())
-            man["ensemble"] = {"members": self.K, "index": k, "seeds": [x.cfg.train.seed for x in self.members],
-                               "cuda_graphs": self.cfg.train.cuda_graphs}
-            man["step"] = "ensemble (vmap over stacked members)"
-            atomic_write_text(path, json.dumps(man, indent=2, default=str) + "\n")
-
     # -- the step ---------------------------------------------------------------------------------
     def update(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """One D and one G update of every member: ``real`` (K, B, ...) in the model's range, ``z`` (K, B, z_dim).
-        Returns (K, 4): d_loss, g_loss, D(x), D(G(z)) per member (as ``Trainer.train_step`` returns for one)."""
+        Returns (K, 4): d_loss, g_loss, D(x), D(G(z)) per member (as a single run's step returns for one). The
+        loss is each member's mean loss, summed: each member gets its own loss's gradient."""
         L = self.cfg.loss
         d_loss_fn = partial(self.d_loss_fn, real_target=L.real_target, fake_target=L.fake_target)
         fake = self.G(z)
@@ -305,30 +280,30 @@ class Ensemble:
         if self.two_pass:
             real_logits, fake_logits = self.D(real), self.D(fake.detach())
         else:
-            logits = self.D(torch.cat([real, fake.detach()], dim=1))
-            half = logits.shape[1] // 2  # B, or B/pack packs per half
-            real_logits, fake_logits = logits[:, :half], logits[:, half:]
+            real_logits, fake_logits = split_logits(self.D(torch.cat([real, fake.detach()], dim=1)), dim=1)
         d_loss = vmap(d_loss_fn)(real_logits, fake_logits)
-        # the sum: each member gets its own loss's gradient
         accel.backward_step(d_loss.sum(), self.opt_D, None, step=not self.simultaneous)
         for p in self.D.params.values():
             p.requires_grad_(False)
-        g_loss = vmap(self.g_loss_fn)(self.D(fake))
+        g_loss = self._g_loss(self.D(fake), self.D(real) if self.g_real else None)
         accel.backward_step(g_loss.sum(), self.opt_G, None)
         for p in self.D.params.values():
             p.requires_grad_(True)
         if self.simultaneous:
             self.opt_D.step()
-        return _member_stats(d_loss, g_loss, real_logits, fake_logits)
+        return step_stats(d_loss, g_loss, real_logits, fake_logits, dim=1)
+
+    def _g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None) -> torch.Tensor:
+        if real_logits is None:
+            return vmap(self.g_loss_fn, in_dims=(0, None))(fake_logits, None)
+        return vmap(self.g_loss_fn)(fake_logits, real_logits)
 
     def _update_one_pass(self, real: torch.Tensor, fake: torch.Tensor, d_loss_fn) -> torch.Tensor:
         """Simultaneous updates with a D that does not mix samples: one D pass on [real, fake] gives both losses
         (D's gradient from D's loss, G's from G's), as the authors' code computes them; then both updates."""
-        logits = self.D(torch.cat([real, fake], dim=1))
-        half = logits.shape[1] // 2
-        real_logits, fake_logits = logits[:, :half], logits[:, half:]
+        real_logits, fake_logits = split_logits(self.D(torch.cat([real, fake], dim=1)), dim=1)
         d_loss = vmap(d_loss_fn)(real_logits, fake_logits)
-        g_loss = vmap(self.g_loss_fn)(fake_logits)
+        g_loss = self._g_loss(fake_logits, real_logits if self.g_real else None)
         d_params, g_params = list(self.D.params.values()), list(self.G.params.values())
         grads_d = torch.autograd.grad(d_loss.sum(), d_params, retain_graph=True)
         grads_g = torch.autograd.grad(g_loss.sum(), g_params)
@@ -339,7 +314,7 @@ class Ensemble:
             p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
         self.opt_D.step()
         self.opt_G.step()
-        return _member_stats(d_loss, g_loss, real_logits, fake_logits)
+        return step_stats(d_loss, g_loss, real_logits, fake_logits, dim=1)
 
     def _step(self) -> None:
         """The next step of the epoch: gather the members' batches and latents at the cursor, update, record."""
@@ -350,17 +325,19 @@ class Ensemble:
         self.stats.index_copy_(0, torch.div(self.cursor[:1], self.B, rounding_mode="floor"), vals.unsqueeze(0))
         self.cursor.add_(self.B)
 
-    def _run_step(self) -> None:
+    def run_step(self) -> None:
+        """One step of every member; on CUDA with ``train.cuda_graphs``, the captured step replayed."""
         if self._replayer is None:
             self._step()
         else:
             self._replayer(self._step)
+        self._pending += 1
 
     def batch_indices(self, k: int, epoch: int) -> torch.Tensor:
         """Member ``k``'s dataset rows for ``epoch``, in order (its run's epoch permutation)."""
         return epoch_permutation(len(self.members[k].data), self.members[k].cfg.train.seed, epoch)
 
-    def _begin_epoch(self, epoch: int, pos: int) -> None:
+    def begin_epoch(self, epoch: int, pos: int) -> None:
         n = self.spe * self.B
         idx = torch.stack([self.batch_indices(k, epoch)[:n] for k in range(self.K)]).to(self.device)
         self.idx_epoch.copy_(idx + self.offsets)
@@ -374,13 +351,18 @@ class Ensemble:
         """Ask :meth:`fit` to stop after the current step (checkpoints are written)."""
         self._stop_requested = True
 
-    def _flush(self, first: int, last: int, epoch: int) -> list[float]:
-        """Log steps first+1..last (positions in the epoch) of every member; stop on a non-finite value.
+    def pending(self) -> int:
+        return self._pending
+
+    def flush(self) -> list[float]:
+        """Log the buffered steps of every member; stop on a non-finite value (ensembles do not roll back).
         Returns the last step's values averaged over the members (for the progress line)."""
+        epoch = (self.step - 1) // self.spe
+        last = self.step - epoch * self.spe  # positions in the epoch: steps first+1..last are buffered
+        first, self._pending = last - self._pending, 0
         vals = self.stats[first:last].cpu().tolist()
-        base = epoch * self.spe
         for k, m in enumerate(self.members):
-            rows = [(base + i + 1, epoch + 1, *v[k]) for i, v in zip(range(first, last), vals)]
+            rows = [(epoch * self.spe + i + 1, epoch + 1, *v[k]) for i, v in zip(range(first, last), vals)]
             for r in rows:
                 if not all(math.isfinite(x) for x in r[2:]):
                     raise GankitError(f"member {k} (seed {m.cfg.train.seed}, {m.run_dir}) has a non-finite loss at "
@@ -394,7 +376,9 @@ class Ensemble:
         """Train every member to ``total_steps``; Ctrl-C/SIGTERM stop after the current step with checkpoints."""
         return fit_together([self])[0]
 
-    def _finish(self, interrupted: bool, by_time: bool = False) -> list[RunResult]:
+    def finish(self, interrupted: bool, by_time: bool = False) -> list[RunResult]:
+        if self.pending():
+            self.flush()
         self.save()
         for m in self.members:
             if not interrupted:
@@ -412,7 +396,7 @@ class Ensemble:
                           "the same Ensemble configs and folders with resume=True")
         return option("the same command and --resume", "the same configs and folders and resume=True")
 
-    def _end_of_epoch(self, epoch: int) -> None:
+    def end_epoch(self, epoch: int) -> None:
         t = self.cfg.train
         keep = bool(t.checkpoint_every) and epoch % t.checkpoint_every == 0
         grid = bool(t.sample_every) and epoch % t.sample_every == 0
@@ -422,113 +406,98 @@ class Ensemble:
         for m in self.members:
             if grid:
                 m.write_grid(f"epoch_{epoch:04d}.png")
-            if keep:  # epoch_N.pt first: a kill in between leaves last.pt behind it (loop.Trainer._end_of_epoch)
+            if keep:  # epoch_N.pt first: a kill in between leaves last.pt behind it (Trainer.end_epoch)
                 m.save(f"epoch_{epoch:04d}.pt")
                 m.save("last.pt")
         self.log(f"epoch {epoch}: {self.K} members, step {self.step} of {self.total_steps}")
 
 
-class JointStep:
-    """One step of several ensembles. Eagerly: each ensemble's own step (graphed or not), one after the other.
-    Under CUDA graphs with two or more ensembles: one graph in which each ensemble's step runs on its own stream,
-    forked from and joined back to the capturing stream, so the GPU runs their small kernels side by side (the
-    steps share no tensors: each reads its own batches, latents and weights)."""
+class Lockstep:
+    """The driver :func:`~gankit.training.loop.fit` runs for several ensembles trained together: one step of each
+    per turn, one stop signal and time budget (the lead's) for all."""
 
     def __init__(self, group: Sequence[Ensemble]):
-        self.group = list(group)
-        graphed = {e.cuda_graphs for e in self.group}
-        if len(graphed) > 1 or len({str(e.device) for e in self.group}) > 1:
-            raise GankitError("ensembles trained together need one device and one train.cuda_graphs setting")
-        self.joint = len(self.group) > 1 and graphed == {True}
-        if self.joint:
-            dev = self.group[0].device
-            self.streams = [torch.cuda.Stream(device=dev) for _ in self.group]
-            self.replayer = graphs.Replayer(dev)
+        self.group, self.lead = list(group), group[0]
+        lead = self.lead
+        for e in self.group[1:]:
+            if (e.spe, e.total_steps, e.step) != (lead.spe, lead.total_steps, lead.step):
+                raise GankitError(f"ensembles trained together need the same steps per epoch, total steps and "
+                                  f"current step: {(lead.spe, lead.total_steps, lead.step)} vs "
+                                  f"{(e.spe, e.total_steps, e.step)}")
+        if len({str(e.device) for e in self.group}) > 1:
+            raise GankitError("ensembles trained together need one device")
+        self.cfg, self.total_steps, self.steps_per_epoch, self.is_main = lead.cfg, lead.total_steps, lead.spe, True
+        self._stop_signal: int | None = None
 
-    def _fork_join(self) -> None:
-        here = torch.cuda.current_stream(self.group[0].device)
-        for e, s in zip(self.group, self.streams):
-            s.wait_stream(here)
-            with torch.cuda.stream(s):
-                e._step()
-        for s in self.streams:
-            here.wait_stream(s)
+    @property
+    def step(self) -> int:
+        return self.lead.step
 
-    def __call__(self) -> None:
-        if self.joint:
-            self.replayer(self._fork_join)
-        else:
+    @step.setter
+    def step(self, value: int) -> None:
+        for e in self.group:
+            e.step = value
+
+    @property
+    def _stop_requested(self) -> bool:
+        return any(e._stop_requested for e in self.group)
+
+    def begin(self, clock: budget.TimeBudget) -> None:
+        self._clock, self._step0 = clock, self.step
+        self._t0, self._saved_at = time.perf_counter(), time.monotonic()
+
+    def stopping(self) -> bool:
+        # at least one step per invocation, as a single run; one clock read per step
+        return (self._stop_requested or self._stop_signal is not None
+                or (self.step > self._step0 and self._clock.spent()))
+
+    def budget_reached(self) -> bool:
+        return self._clock.reached
+
+    def begin_epoch(self, epoch: int, pos: int) -> None:
+        for e in self.group:
+            e.begin_epoch(epoch, pos)
+
+    def run_step(self) -> None:
+        for e in self.group:
+            e.run_step()
+
+    def pending(self) -> int:
+        return self.lead.pending()
+
+    def flush(self) -> dict[str, float]:
+        means = [e.flush() for e in self.group]
+        imgs = (self.step - self._step0) * sum(e.B * e.K for e in self.group)
+        return {"epoch": (self.step - 1) // self.steps_per_epoch + 1,
+                **dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), means[0])),
+                "img_per_s": imgs / max(time.perf_counter() - self._t0, 1e-9)}
+
+    def end_epoch(self, epoch: int) -> None:
+        for e in self.group:
+            e.end_epoch(epoch)
+        if time.monotonic() - self._saved_at >= self.lead.save_every_s and self.step < self.total_steps:
             for e in self.group:
-                e._run_step()
+                e.save()
+            self._saved_at = time.monotonic()
+
+    def finish(self, interrupted: bool, by_time: bool) -> list[list[RunResult]]:
+        results = [e.finish(interrupted, by_time) for e in self.group]
+        t = self.cfg.train
+        if by_time:
+            self.lead.log(budget.stop_line(t.time_limit, self.step, self.total_steps,  # type: ignore[arg-type]
+                                           " / ".join(dict.fromkeys(e.resume_command() for e in self.group)),
+                                           budget.unfinished_schedules(self.cfg)))
+        if interrupted:
+            how = option("the same command and --resume", "the same configs and folders and resume=True")
+            print(f"gankit: {signal.Signals(self._stop_signal).name} received: stopped at step {self.step}, "
+                  f"checkpoints saved; resume with {how}", file=sys.stderr, flush=True)
+        return results
 
 
 def fit_together(group: Sequence[Ensemble]) -> list[list[RunResult]]:
-    """Train several ensembles in lockstep, one step of each per loop turn (on a GPU with CUDA graphs, as one
-    graph: see :class:`JointStep`). They need the same steps per epoch, total steps and current step; each keeps
-    its own members, checkpoints and logs. Ctrl-C/SIGTERM stop all of them after the current step, with
-    checkpoints; so does the lead's ``train.time_limit`` once spent, at a step boundary (a budget stop ends
-    like a finished run, with grids). Returns each ensemble's :meth:`Ensemble.fit` result, in order."""
-    group = list(group)
-    lead = group[0]
-    for e in group[1:]:
-        if (e.spe, e.total_steps, e.step) != (lead.spe, lead.total_steps, lead.step):
-            raise GankitError(f"ensembles trained together need the same steps per epoch, total steps and current "
-                              f"step: {(lead.spe, lead.total_steps, lead.step)} vs {(e.spe, e.total_steps, e.step)}")
-    step_all = JointStep(group)
-    t = lead.cfg.train
-    old = install_stop_handlers(lead)
-    bar = Progress(t.progress, lead.total_steps, lead.step)
-    t0, steps0 = time.perf_counter(), lead.step
-    saved_at = time.monotonic()
-    clock = budget.TimeBudget(t.time_limit)  # per invocation, like a single run's
-    step0 = lead.step
-    # at least one step per invocation (Trainer._stopping); read once per step: flush and break agree
-    stopping = lambda: (any(e._stop_requested for e in group) or lead._stop_signal is not None
-                        or (lead.step > step0 and clock.spent()))
-    try:
-        while lead.step < lead.total_steps and not stopping():
-            epoch, pos = divmod(lead.step, lead.spe)
-            for e in group:
-                e._begin_epoch(epoch, pos)
-            end = min(lead.spe, pos + lead.total_steps - lead.step)
-            flushed = pos
-            for i in range(pos, end):
-                step_all()
-                for e in group:
-                    e.step += 1
-                stop = stopping()
-                if (i + 1 - flushed) >= t.log_every or i + 1 == end or stop:
-                    means = [e._flush(flushed, i + 1, epoch) for e in group]
-                    bar.update(i + 1 - flushed, {
-                        "epoch": epoch + 1,
-                        **dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), means[0])),
-                        "img_per_s": (lead.step - steps0) * sum(e.B * e.K for e in group)
-                        / max(time.perf_counter() - t0, 1e-9)})
-                    flushed = i + 1
-                if stop:
-                    break
-            if lead.step % lead.spe == 0:
-                for e in group:
-                    e._end_of_epoch(lead.step // lead.spe)
-                if time.monotonic() - saved_at >= lead.save_every_s and lead.step < lead.total_steps:
-                    for e in group:
-                        e.save()
-                    saved_at = time.monotonic()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        bar.close()
-    interrupted = lead._stop_signal is not None
-    by_time = (not interrupted and not any(e._stop_requested for e in group) and lead.step < lead.total_steps
-               and clock.reached)
-    results = [e._finish(interrupted, by_time) for e in group]
-    if by_time:
-        lead.log(budget.stop_line(t.time_limit, lead.step, lead.total_steps,  # type: ignore[arg-type]
-                                  " / ".join(dict.fromkeys(e.resume_command() for e in group)),
-                                  budget.unfinished_schedules(lead.cfg)))
-    if interrupted:
-        name = signal.Signals(lead._stop_signal).name
-        how = option("the same command and --resume", "the same configs and folders and resume=True")
-        print(f"gankit: {name} received: stopped at step {lead.step}, checkpoints saved; resume with {how}",
-              file=sys.stderr, flush=True)
-    return results
+    """Train several ensembles in lockstep, one step of each per loop turn. They need the same steps per epoch,
+    total steps and current step; each keeps its own members, checkpoints and logs. Ctrl-C/SIGTERM stop all of
+    them after the current step, with checkpoints; so does the lead's ``train.time_limit`` once spent, at a step
+    boundary (a budget stop ends like a finished run, with grids). Returns each ensemble's :meth:`Ensemble.fit`
+    result, in order."""
+    return fit(Lockstep(group))

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import GankitError
-from ..io import read_json_object
+from .errors import GankitError
+from .io import read_json_object
 
 LOCK_FILE = ".gankit.lock"
 _HELD: dict[str, list] = {}  # real path of a locked folder -> [lock file descriptor or None, holders in this process]

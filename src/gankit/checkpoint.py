@@ -8,14 +8,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from ..errors import GankitError
-from ..io import atomic_write_bytes
+from .errors import GankitError
+from .io import atomic_write_bytes, atomic_write_text
 
 FORMAT = "gankit-checkpoint"
 FORMAT_VERSION = 1
@@ -29,6 +30,27 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     buf = io.BytesIO()
     torch.save(state, buf)
     return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def seed_run_dirs(folder: str | os.PathLike, seeds: Sequence[int]) -> list[Path]:
+    """Where a ``gankit train --seeds`` folder keeps the run of each seed: ``FOLDER/seedS``, in the order of
+    ``seeds`` (an ordinary run folder each; :func:`write_seed_members` lists them)."""
+    return [Path(folder).expanduser() / f"seed{s}" for s in seeds]
+
+
+def member_seed(run_dir: str | os.PathLike) -> int | None:
+    """The seed of a member folder named by :func:`seed_run_dirs` (``seedS``), or None for another name."""
+    m = re.fullmatch(r"seed(\d+)", Path(run_dir).name)
+    return int(m[1]) if m else None
+
+
+def write_seed_members(folder: str | os.PathLike, seeds: Sequence[int]) -> Path:
+    """Make ``folder`` a ``gankit train --seeds`` folder of ``seeds``: write its ensemble.json, listing the member
+    folders of :func:`seed_run_dirs` in order (:func:`seed_members` reads it back). Returns the file."""
+    seeds = [int(s) for s in seeds]
+    names = [d.name for d in seed_run_dirs(folder, seeds)]
+    return atomic_write_text(Path(folder).expanduser() / ENSEMBLE_FILE,
+                             json.dumps({"members": names, "seeds": seeds}) + "\n")
 
 
 def seed_members(folder: str | os.PathLike) -> list[Path] | None:
@@ -124,7 +146,7 @@ def _looks_like_text(head: bytes) -> bool:
 def _check_fields(p: Path, state: dict[str, Any]) -> None:
     """The fields gankit reads, each of the type and range it was written with (a crafted or damaged file
     fails here in one line, not deep inside a model constructor)."""
-    from ..config import RunConfig
+    from .config import RunConfig
 
     try:
         RunConfig.from_dict(state["config"])

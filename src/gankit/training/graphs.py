@@ -13,7 +13,7 @@ What a replay cannot change is what it recorded: tensor addresses, shapes and Py
 - options that draw random numbers inside the step with gankit's own generators (DiffAugment, gradient penalty,
   instance noise), that change a constant every step (a linear lr schedule), or that synchronise with the host
   (fp16's GradScaler) are refused with a one-line error, as are torch.compile (its ``reduce-overhead`` mode
-  already uses graphs) and torchrun;
+  already uses graphs) and torchrun (the "cuda_graphs" rows of training/options.py);
 - the first :data:`WARMUP` steps run eagerly on a side stream (PyTorch's recipe: the optimizers create their
   state, cuBLAS its workspace), then the step is captured and replayed from then on. A non-finite rollback or a
   restored optimizer invalidates the graph; :meth:`GraphedStep.reset` makes the next step warm up and capture
@@ -28,30 +28,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import GankitError
 
 WARMUP = 3
-
-
-def check(cfg: Any, device: torch.device, distributed: bool) -> None:
-    """Raise a one-line :class:`GankitError` where ``train.cuda_graphs`` cannot capture this config's step."""
-    t, L = cfg.train, cfg.loss
-    problems = [
-        (device.type != "cuda", f"needs a CUDA device, this run uses {device}"),
-        (distributed, "does not combine with torchrun/--nproc yet; run one process or leave it off"),
-        (t.precision == "fp16", "does not combine with train.precision fp16 (its GradScaler syncs with the host "
-                                "each step); use bf16"),
-        (t.compile, "does not combine with train.compile (use one or the other)"),
-        (cfg.optim.lr_schedule != "constant", f"needs optim.lr_schedule constant, got {cfg.optim.lr_schedule!r} "
-                                              "(a graph keeps the learning rate it was captured with)"),
-        (bool(L.augment), "does not combine with loss.augment (DiffAugment draws random numbers inside the step)"),
-        (L.gp_weight > 0, "does not combine with loss.gp_weight (the penalty draws random numbers inside the step)"),
-        (L.instance_noise > 0, "does not combine with loss.instance_noise (it draws random numbers inside the "
-                               "step)"),
-    ]
-    for bad, why in problems:
-        if bad:
-            raise GankitError(f"train.cuda_graphs {why}")
 
 
 def set_capturable(optimizers, flag: bool) -> None:
@@ -97,17 +75,21 @@ class Replayer:
 
 
 class GraphedStep:
-    """Callable like ``Trainer.train_step(batches, labels)``: warm-up, capture, then replay."""
+    """A step object (steps.py) around another: draws the step's inputs outside the graph, copies them into
+    static buffers, and warms up, captures and replays ``step`` on them."""
 
-    def __init__(self, trainer: Any):
-        self.trainer = trainer
-        self.replayer = Replayer(trainer.device)
+    def __init__(self, step: Any, device: torch.device):
+        self.step = step
+        self.replayer = Replayer(device)
         self.reset()
 
     def reset(self) -> None:
         """Forget the captured graph (after the optimizers' state or learning rates were replaced)."""
         self.replayer.reset()
         self.static: dict[str, Any] | None = None
+
+    def draw(self, k: int) -> Any:
+        return self.step.draw(k)
 
     def _load_inputs(self, batches, labels, inputs) -> dict[str, Any]:
         if self.static is None:
@@ -116,18 +98,14 @@ class GraphedStep:
                            "inputs": [(z.clone(), None if y is None else y.clone()) for z, y in inputs]}
             return self.static
         s = self.static
-        for dst, src in zip(s["batches"], batches):
-            dst.copy_(src, non_blocking=True)
-        if labels is not None:
-            for dst, src in zip(s["labels"], labels):
-                dst.copy_(src, non_blocking=True)
+        pairs = list(zip(s["batches"], batches)) + list(zip(s["labels"] or [], labels or []))
         for (zd, yd), (zs, ys) in zip(s["inputs"], inputs):
-            zd.copy_(zs, non_blocking=True)
-            if ys is not None:
-                yd.copy_(ys, non_blocking=True)
+            pairs += [(zd, zs)] + ([(yd, ys)] if ys is not None else [])
+        for dst, src in pairs:
+            dst.copy_(src, non_blocking=True)
         return s
 
-    def __call__(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> torch.Tensor:
-        tr = self.trainer
-        s = self._load_inputs(batches, labels, tr._draw_inputs(len(batches)))
-        return self.replayer(lambda: tr.train_step(s["batches"], s["labels"], s["inputs"]))
+    def __call__(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None,
+                 inputs: Any = None) -> torch.Tensor:
+        s = self._load_inputs(batches, labels, inputs if inputs is not None else self.draw(len(batches)))
+        return self.replayer(lambda: self.step(s["batches"], s["labels"], s["inputs"]))

@@ -45,20 +45,6 @@ def matmul_only(*modules: nn.Module) -> bool:
     return all(isinstance(m, allowed) for m in weighted)
 
 
-def check_adaptive(device: torch.device, distributed: bool, *modules: nn.Module) -> None:
-    """train.adaptive_threads is honoured for a matmul-only model in one CPU process; refuse it elsewhere."""
-    if device.type != "cpu":
-        why = f"this run trains on {device}"
-    elif distributed:
-        why = "under torchrun each process keeps its thread count"
-    elif not matmul_only(*modules):
-        why = "it tunes only MLP and toy models (Linear layers)"
-    else:
-        return
-    raise GankitError(f"train.adaptive_threads retunes the CPU threads of one process, but {why}; drop it "
-                      f"(--train.threads N fixes the count)")
-
-
 class ThreadTuner:
     """Call :meth:`window_done` after each timed window of ``steps`` steps; it may change torch's threads."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import GankitError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -30,16 +29,6 @@ class Autocast(nn.Module):
         if isinstance(out, tuple):
             return tuple(o.float() for o in out)
         return out.float()
-
-
-def check(precision: str, device: torch.device, uses_penalty: bool) -> torch.dtype | None:
-    if precision not in PRECISIONS:
-        raise GankitError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if precision == "fp16" and device.type != "cuda":
-        raise GankitError("train.precision fp16 needs CUDA (its GradScaler); use bf16 on CPU")
-    if precision == "fp16" and uses_penalty:
-        raise GankitError("train.precision fp16 does not combine with gradient penalties (GP/R1); use bf16")
-    return PRECISIONS[precision]
 
 
 def wrap(module: nn.Module, device: torch.device, dtype: torch.dtype | None, compile_: bool) -> nn.Module:

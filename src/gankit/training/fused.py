@@ -12,8 +12,9 @@ minimax loss −mean(softplus(l)) (∂/∂l = −σ(l)/B):
 
 Gradients are written into the parameters' ``.grad`` and the same Adam optimizers step them, so optimizer state,
 checkpoints and resuming are those of the autograd step. It applies to unconditional, unpacked MLP G and D with
-leaky-ReLU hidden layers and no norm or dropout, the BCE losses (nonsaturating, minimax), fp32, one process;
-anything else uses autograd. tests/train/test_fused.py checks the gradients against autograd.
+leaky-ReLU hidden layers and no norm or dropout, the BCE losses (nonsaturating, minimax), fp32, one process
+(the "fused" rows of training/options.py); anything else uses autograd. tests/train/test_fused.py checks the
+gradients against autograd.
 """
 from __future__ import annotations
 
@@ -44,28 +45,14 @@ def _linears(net: nn.Sequential, last: type) -> list[nn.Linear] | None:
     return mods[0::2]  # type: ignore[return-value]
 
 
-def eligible(trainer: Any) -> str | None:
-    """None if the fused step computes exactly this run's step, else why not (for the manifest)."""
+def mlp_layers(G: nn.Module, D: nn.Module) -> bool:
+    """True when G and D are the MLP family's networks with [Linear, LeakyReLU]* layers only (no norm, no
+    dropout): the shape the fused step differentiates by hand. Which configs it takes: training/options.py."""
     from ..models.mlp import MLPDiscriminator, MLPGenerator
 
-    cfg = trainer.cfg
-    t, L = cfg.train, cfg.loss
-    checks = [
-        (not t.fused_step, "train.fused_step is off"),
-        (not trainer.plain, "the step uses options beyond the seed's"),
-        (t.updates != "alternating", f"train.updates {t.updates}"),
-        (type(trainer.G) is not MLPGenerator or type(trainer.D) is not MLPDiscriminator, "not an MLP G and D"),
-        (L.name not in ("nonsaturating", "minimax"), f"loss {L.name}"),
-        (t.precision != "fp32", f"precision {t.precision}"),
-        (t.compile, "torch.compile"),
-        (trainer.dist.enabled, "distributed (DDP reduces autograd's gradients)"),
-    ]
-    for bad, why in checks:
-        if bad:
-            return why
-    if _linears(trainer.G.net, nn.Tanh) is None or _linears(trainer.D.net, nn.Identity) is None:
-        return "layers other than Linear/LeakyReLU (norm or dropout)"
-    return None
+    if type(G) is not MLPGenerator or type(D) is not MLPDiscriminator:
+        return False
+    return _linears(G.net, nn.Tanh) is not None and _linears(D.net, nn.Identity) is not None
 
 
 def adam_step(opt: torch.optim.Optimizer) -> None:
@@ -97,7 +84,8 @@ def adam_step(opt: torch.optim.Optimizer) -> None:
 
 
 class FusedMLPStep:
-    """``step(batches, inputs)`` -> (4,) [d_loss, g_loss, D(x), D(G(z))], like ``Trainer.train_step``."""
+    """A step object (steps.py): ``step(batches, labels=None, inputs=None)`` -> (4,) [d_loss, g_loss, D(x),
+    D(G(z))], the seed's update of ``run`` (a :class:`~gankit.training.run.Run`)."""
 
     def __init__(self, trainer: Any):
         self.tr = trainer
@@ -182,10 +170,19 @@ class FusedMLPStep:
                 if p.grad is None or p.grad.shape != p.shape:
                     p.grad = torch.zeros_like(p)
 
+    def draw(self, k: int) -> list[tuple[torch.Tensor, Any]]:
+        from .steps import draw_inputs
+
+        return draw_inputs(self.tr, k)
+
     @torch.no_grad()
-    def __call__(self, batches: list[torch.Tensor], inputs: list[tuple[torch.Tensor, Any]]) -> torch.Tensor:
-        """One step on ``batches`` with the latents ``inputs[i][0]`` (from ``Trainer._draw_inputs``)."""
+    def __call__(self, batches: list[torch.Tensor], labels: Any = None,
+                 inputs: list[tuple[torch.Tensor, Any]] | None = None) -> torch.Tensor:
+        """One step on ``batches`` with the latents ``inputs[i][0]`` (drawn here when None: the seed's step
+        draws nothing else, so drawing ahead is the same stream)."""
         tr = self.tr
+        if inputs is None:
+            inputs = self.draw(len(batches))
         self.ensure_grads()
         for real_u8, (z, _) in zip(batches, inputs):
             real = to_unit_range(real_u8).flatten(1)

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from .. import __version__
-from ..config import RunConfig
-from ..errors import GankitError, option
-from ..io import atomic_write_text, read_json_object
+from . import __version__
+from .config import RunConfig
+from .errors import GankitError, option
+from .io import atomic_write_text, read_json_object
 from .lock import LOCK_FILE, RunLock
 
 LOG_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
@@ -375,7 +375,7 @@ def plot_losses(log_path: Path, out_png: Path) -> Path | None:
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    from ..io import atomic_write_bytes
+    from .io import atomic_write_bytes
 
     return atomic_write_bytes(out_png, buf.getvalue())
 

@@ -1,0 +1,27 @@
+"""scripts/eval_deliverables.py: every kept checkpoint scored by gankit.metrics.score_run, against one floor."""
+import importlib.util
+from pathlib import Path
+
+from gankit.config import DataConfig
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "eval_deliverables.py"
+
+
+def test_score_is_score_run_on_every_epoch_checkpoint(tmp_path):
+    from gankit import api
+    from gankit.metrics import score_run
+
+    spec = importlib.util.spec_from_file_location("eval_deliverables", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.log = lambda *_: None
+    cfg = api.preset("seed").with_overrides({"data.name": "digits", "train.epochs": 2, "train.checkpoint_every": 1,
+                                             "train.progress": False, "train.sample_every": 0})
+    api.train(cfg, tmp_path / "run", log=lambda *_: None)
+    names, data = "fd200,classes200", DataConfig(name="digits")
+    results, floor = script.score(tmp_path / "run", 1, data=data, names=names)
+    assert sorted(results) == [1, 2] and list(floor) == ["fd200", "classes200"]
+    for epoch, scores in results.items():
+        direct = score_run(tmp_path / "run" / "checkpoints" / f"epoch_{epoch:04d}.pt", names, data=data, seed=1)
+        assert scores == {n: {k: v for k, v in r.items() if k != "floor"} for n, r in direct["metrics"].items()}
+        assert floor == {n: r["floor"] for n, r in direct["metrics"].items()}
