@@ -1,6 +1,6 @@
 """Training speed of this tree against another revision, in one run: a refactor must not cost speed.
 
-    python bench/compare_trees.py --ref REV [--rounds 5] [--steps 600] [--write]
+    python bench/compare_trees.py --ref REV [--rounds 5] [--scale 1.0] [--write]
 
 The other revision is checked out with ``git worktree`` into a temporary folder; each round trains, in a fresh
 process per contestant and in alternating order, the seed preset on Fashion-MNIST (fused MLP step), the same with
@@ -62,6 +62,7 @@ timed = [(s, m) for s, m in marks if s >= 100]
 print(json.dumps((timed[-1][0] - timed[0][0]) / (timed[-1][1] - timed[0][1])))
 """
 CASES = {"seed": "seed, fused MLP step", "autograd": "seed, autograd step", "seeds": "--seeds, 4 gan-ring8 members"}
+STEPS = {"seed": 4000, "autograd": 3000, "seeds": 300}  # timed steps: several seconds each on 2 cores
 
 
 def rate(src: Path, case: str, steps: int) -> float:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ref", required=True, help="the revision to compare with (e.g. HEAD~3)")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--scale", type=float, default=1.0, help="times the timed steps of each case")
     p.add_argument("--write", action="store_true")
     args = p.parse_args(argv)
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref], capture_output=True, text=True,
@@ -90,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                 for case in CASES:
                     order = [("new", ROOT / "src"), ("old", ref / "src")]
                     for who, src in (order if r % 2 == 0 else order[::-1]):
-                        rows[case][who].append(rate(src, case, args.steps))
+                        rows[case][who].append(rate(src, case, int(STEPS[case] * args.scale)))
                 print(json.dumps({c: {w: round(v[-1], 1) for w, v in d.items()} for c, d in rows.items()}),
                       flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref)], capture_output=True)
-    lines = [SECTION, "", f"`python bench/compare_trees.py --ref {rev} --rounds {args.rounds} --steps {args.steps}`: "
+    lines = [SECTION, "", f"`python bench/compare_trees.py --ref {rev} --rounds {args.rounds} --scale {args.scale:g}`: "
              f"this tree against revision `{rev}`, each contestant in a fresh process, alternating, 2 threads; "
              "median steps/s over the rounds and the median of the per-round ratios.", "",
              "| run | before (steps/s) | after (steps/s) | after / before |", "|---|---|---|---|"]

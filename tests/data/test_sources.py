@@ -368,3 +368,19 @@ def test_real_fashion_mnist(fashion_dir, monkeypatch):
     test = load_dataset(DataConfig(name="fashion-mnist", split="test", download=False))
     assert test.images.shape == (10000, 1, 28, 28)
     assert np.bincount(test.labels.numpy()).tolist() == [1000] * 10
+
+
+def test_a_missing_folder_is_named_as_the_caller_spells_it(tmp_path, capsys):
+    """From Python the messages say data.dir; from the command line --data-dir (errors.option)."""
+    from gankit.cli import main
+    from gankit.config import DataConfig
+    from gankit.data import load_dataset
+    from gankit.errors import GankitError
+
+    for cfg, want in ((DataConfig(name="idx"), "pass data.dir=DIR"),
+                      (DataConfig(name="idx", dir=str(tmp_path / "nope")), "data.dir ")):
+        with pytest.raises(GankitError) as e:
+            load_dataset(cfg, log=lambda *_: None)
+        assert want in str(e.value) and "--data-dir" not in str(e.value)
+    assert main(["train", "--dataset", "idx", "--steps", "1", "--out", str(tmp_path / "r")]) == 2
+    assert "pass --data-dir DIR" in capsys.readouterr().err

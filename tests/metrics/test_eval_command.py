@@ -77,6 +77,21 @@ def test_train_eval_every_appends_to_metrics_jsonl(tmp_path, digits_evaluator, c
     assert "unknown metric 'nope" in capsys.readouterr().err
 
 
+def test_resuming_from_an_earlier_checkpoint_drops_the_later_evaluations(tmp_path, digits_evaluator):
+    """metrics.jsonl follows the run back to the checkpoint it resumes from, as log.csv does: epoch 2's record of
+    the abandoned timeline goes, the rerun epoch 2 writes its own."""
+    out = tmp_path / "run"
+    common = ["--no-progress", "--eval-every", "1", "--eval-metrics", "classes300", "--train.sample_every", "0"]
+    assert main(["train", "--dataset", "digits", "--epochs", "3", "--out", str(out), "--train.checkpoint_every", "1",
+                 *common]) == 0
+    first = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in first] == [1, 2, 3]
+    assert main(["train", "--resume", str(out / "checkpoints" / "epoch_0001.pt"), "--out", str(out),
+                 "--epochs", "2", *common]) == 0
+    again = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in again] == [1, 2] and again[0] == first[0]
+
+
 @pytest.mark.parametrize("module", [eval_command, evaluator_command])
 def test_help_examples_parse(module):
     from gankit.cli import _parser

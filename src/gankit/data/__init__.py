@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import DataConfig, did_you_mean
-from ..errors import GankitError
+from ..errors import GankitError, option
 from . import cifar as _cifar
 from . import folder as _folder
 from . import stacked as _stacked
@@ -105,7 +105,7 @@ def _load_remote(cfg: DataConfig, ds: sources.RemoteDataset, allow_download: boo
         where = ", ".join(map(str, sources.search_dirs(ds.name, cfg.dir)))
         if not allow_download:
             raise sources.UnavailableError(f"{ds.name} not found in {where} and downloads are off "
-                                           f"(data.download=false); {ds.how_to_get}",
+                                           f"(data.download=false); {sources.spelt(ds.how_to_get)}",
                                            ["downloads are off (data.download=false)"])
         try:
             found = sources.download(ds, roles, log=log)
@@ -118,7 +118,7 @@ def _load_remote(cfg: DataConfig, ds: sources.RemoteDataset, allow_download: boo
 def _load_idx_dir(cfg: DataConfig) -> Dataset:
     folder = Path(cfg.dir).expanduser()
     if not folder.is_dir():
-        raise GankitError(f"--data-dir {folder} is not a folder")
+        raise GankitError(f"{option('--data-dir', 'data.dir')} {folder} is not a folder")
     prefix = "train" if cfg.split == "train" else "t10k"
     images_path = sources.find_in(folder, f"{prefix}-images-idx3-ubyte.gz")
     if images_path is None:
@@ -147,7 +147,8 @@ def check_data(cfg: DataConfig) -> None:
         raise GankitError(f"unknown dataset {cfg.name!r}; "
                           f"{did_you_mean(cfg.name, list_datasets()) or 'choose one of: ' + ', '.join(DATASETS)}")
     if cfg.name in _NEEDS_DIR and not cfg.dir:
-        raise GankitError(f"dataset {cfg.name!r} needs a folder: pass --data-dir DIR ({_NEEDS_DIR[cfg.name]})")
+        raise GankitError(f"dataset {cfg.name!r} needs a folder: pass {option('--data-dir DIR', 'data.dir=DIR')} "
+                          f"({_NEEDS_DIR[cfg.name]})")
     if cfg.name == "stacked-mnist":
         check_data(DataConfig(name=cfg.base, dir=cfg.dir))
 
@@ -172,7 +173,7 @@ def load_dataset(cfg: DataConfig, log=print, model: str | None = None) -> Datase
             shape = (f", so the {model} preset's G and D are built for {h}x{w}x{c} images instead of MNIST's "
                      f"28x28x1 ({c * h * w} pixels, not 784)" if model else "")
             log(f"MNIST is not on disk and could not be downloaded ({' '.join(why.split())}); training on the "
-                f"bundled 8x8 'digits' instead{shape}. To use MNIST, {sources.MNIST.how_to_get}.")
+                f"bundled 8x8 'digits' instead{shape}. To use MNIST, {sources.spelt(sources.MNIST.how_to_get)}.")
             return digits
     if name in sources.REMOTE_DATASETS:
         return _load_remote(cfg, sources.REMOTE_DATASETS[name], cfg.download, log)

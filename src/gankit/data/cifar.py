@@ -108,7 +108,7 @@ def load_cifar10(data_dir: str | None, split: str, download: bool, log=print):
     if where is None:
         if not download:
             raise GankitError(f"cifar10 not found in {', '.join(map(str, sources.search_dirs('cifar10', data_dir)))}"
-                              f" and downloads are off; {CIFAR10.how_to_get}")
+                              f" and downloads are off; {sources.spelt(CIFAR10.how_to_get)}")
         where = sources.download(CIFAR10, ["archive"], log=log)["archive"]
     parts = [parse_batch(raw, name) for name, raw in _read_members(where, BATCHES[split])]
     images = np.concatenate([p[0] for p in parts])

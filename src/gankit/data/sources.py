@@ -28,7 +28,12 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import GankitError
+from ..errors import GankitError, option
+
+
+def spelt(text: str) -> str:
+    """``text`` with the CLI's ``--data-dir DIR`` spelt as the caller spells it (``data.dir=DIR`` from Python)."""
+    return text.replace("--data-dir DIR", option("--data-dir DIR", "data.dir=DIR"))
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class RemoteDataset:
     name: str
     mirrors: tuple[str, ...]
     files: dict[str, RemoteFile] = field(default_factory=dict)  # role -> file
-    how_to_get: str = ""
+    how_to_get: str = ""  # "--data-dir DIR" is spelt data.dir for the Python API (see spelt_how)
 
 
 MNIST = RemoteDataset(
@@ -226,7 +231,7 @@ def download(ds: RemoteDataset, roles: list[str], dest_dir: Path | None = None, 
     dest_dir = Path(dest_dir) if dest_dir is not None else cache_root() / ds.name
     mirrors = mirrors if mirrors is not None else mirrors_for(ds)
     if not mirrors:
-        raise UnavailableError(f"no download mirrors configured for {ds.name}; {ds.how_to_get}",
+        raise UnavailableError(f"no download mirrors configured for {ds.name}; {spelt(ds.how_to_get)}",
                             ["no download mirrors configured"])
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -267,6 +272,6 @@ def download(ds: RemoteDataset, roles: list[str], dest_dir: Path | None = None, 
                     tmp.unlink()
         if role not in out:
             raise UnavailableError(f"could not download {ds.name} file {spec.name} ({'; '.join(errors)}); "
-                                f"{ds.how_to_get}", errors)
+                                f"{spelt(ds.how_to_get)}", errors)
     return out
 

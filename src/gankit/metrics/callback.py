@@ -9,14 +9,34 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import GankitError
+from ..io import atomic_write_text
 from .evaluate import format_report, parse_metrics
 from .scoring import Scorer, num_classes
 
 METRICS_FILE = "metrics.jsonl"
 DEFAULT_N = 5000  # samples of a metric named without a size: a tenth of the offline protocol's cost, every epoch
+
+
+def _drop_from(path: Path, step: int) -> None:
+    """Remove the records of ``step`` and later: a run resumed from an earlier checkpoint trains those steps again
+    (as log.csv is cut back to the checkpoint's step)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            if int(json.loads(line)["step"]) >= step:
+                continue
+        except (ValueError, KeyError, TypeError):
+            pass  # not ours to judge: kept as it was
+        keep.append(line)
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(k + "\n" for k in keep))
 
 
 def _compact(res: dict) -> dict:
@@ -53,6 +73,7 @@ def training_callback(metrics: str | list[str] = "fd5k", every: int = 1, *, batc
                   "metrics": {n: {**_compact(r), "floor": _compact(r["floor"]) if r["floor"] else None}
                               for n, r in scores.items()},
                   "evaluator": report.get("evaluator", {}).get("sha256")}
+        _drop_from(trainer.run_dir / METRICS_FILE, trainer.step)
         with open(trainer.run_dir / METRICS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
         for line in format_report(report).splitlines():

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..config import DataConfig
 from ..data import Dataset, load_dataset, sources, to_unit_range
-from ..errors import GankitError
+from ..errors import GankitError, option
 from ..io import atomic_write_bytes, atomic_write_text
 
 FEATURE_LAYER = "fc1"  # the penultimate layer: 128 ReLU units
@@ -146,7 +146,8 @@ class Evaluator:
     def check_shape(self, shape) -> None:
         if tuple(shape) != self.img_shape:
             raise GankitError(f"images of shape {tuple(shape)} do not fit the {self.card['family']} evaluator "
-                              f"(trained on {self.img_shape}); pass --evaluator-dataset for the right family")
+                              f"(trained on {self.img_shape}); pass "
+                              f"{option('--evaluator-dataset', 'evaluator_dataset=')} for the right family")
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> Embedding:
@@ -212,10 +213,11 @@ def family_key(data: DataConfig) -> str:
     data = channel_family(data)
     name = data.name
     if name == "auto":
-        raise GankitError("evaluators need a named dataset; pass --evaluator-dataset mnist|fashion-mnist|digits")
+        raise GankitError(f"evaluators need a named dataset; pass "
+                          f"{option('--evaluator-dataset', 'evaluator_dataset=')} mnist|fashion-mnist|digits")
     if name == "idx":
         if not data.dir:
-            raise GankitError("the 'idx' evaluator needs the folder: pass --data-dir DIR")
+            raise GankitError(f"the 'idx' evaluator needs the folder: pass {option('--data-dir DIR', 'data.dir=DIR')}")
         folder = str(Path(data.dir).expanduser().resolve())
         return "idx-" + hashlib.sha256(folder.encode()).hexdigest()[:12]
     if name not in FAMILIES:

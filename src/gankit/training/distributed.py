@@ -74,14 +74,30 @@ def failure(info: DistInfo, e: BaseException) -> GankitError:
 def shutdown(info: DistInfo, barrier: bool = False) -> None:
     """Leave the process group. ``barrier`` (after a run that ended normally): wait until every rank got here
     first, so no rank tears its connections down while a peer still uses them (rank 0 writes the final
-    checkpoint and samples after the last collective; gloo can abort a peer whose sockets close under it)."""
+    checkpoint and samples after the last collective; gloo can abort a peer whose sockets close under it). A
+    barrier returns on one rank before its last message has reached every peer, so each rank then also counts
+    itself out through the rendezvous store and waits (at most 10 s) until every rank has left the barrier."""
     if info.enabled and dist.is_initialized():
         try:
             if barrier:
                 dist.barrier()
+                _all_left(info.world_size)
             dist.destroy_process_group()
         except (RuntimeError, ValueError):  # pragma: no cover - the group may be broken already
             pass
+
+
+def _all_left(world_size: int, timeout_s: float = 10.0) -> None:
+    import time
+
+    try:
+        store = dist.distributed_c10d._get_default_store()
+    except (AttributeError, RuntimeError, ValueError):  # pragma: no cover - a torch without it: the barrier only
+        return
+    store.add("gankit/left", 1)
+    end = time.monotonic() + timeout_s
+    while store.add("gankit/left", 0) < world_size and time.monotonic() < end:
+        time.sleep(0.01)
 
 
 def launch(nproc: int, argv: list[str]) -> int:
