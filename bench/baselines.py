@@ -5,6 +5,9 @@
 (b) ``tutorial``: a ``DataLoader`` over a ``Dataset`` that scales each item in ``__getitem__``, ``.item()``
     logging every step — the shape of the popular PyTorch GAN collections' loops.
 Both build the seed model through gankit's registry so the arithmetic is identical; only the loop differs.
+(c) ``careful_conv``: (a) for the conv presets (``quick-mnist``, bench/quick_speed.py): eager fp32, one D pass on
+    cat(real, fake) where D has no batch norm (two where it has), D's weights frozen in the G step, R1 and G_ema
+    when the config has them — the careful plain-PyTorch step of the same networks and the same math.
 """
 from __future__ import annotations
 
@@ -89,3 +92,57 @@ def tutorial(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[
                 t0 = now
             if done >= steps:
                 break
+
+
+def _ema_copy(G):
+    import copy
+
+    G_ema = copy.deepcopy(G).eval()
+    G_ema.requires_grad_(False)
+    return G_ema
+
+
+def careful_conv(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[float]) -> None:
+    """(c): a careful eager fp32 step of a conv GAN (non-saturating loss, optional R1 on the real batch, optional
+    G_ema). Appends the wall time of each block of 50 steps to ``windows``."""
+    L, o = cfg.loss, cfg.optim
+    if L.name != "nonsaturating" or L.r2_gamma or L.gp_weight:
+        raise ValueError("careful_conv writes the non-saturating loss (+ R1) only")
+    shape = tuple(images_u8.shape[1:])
+    G, D, opt_g, opt_d = _models(cfg, shape)
+    G_ema = _ema_copy(G) if o.ema_beta > 0 else None
+    data = images_u8.float() / 127.5 - 1  # preloaded once
+    B, z_dim, t = cfg.train.batch_size, cfg.model.z_dim, L.real_target
+    t0 = time.perf_counter()
+    for i in range(steps):
+        real = data[torch.randint(0, data.shape[0], (B,))]
+        fake = G(torch.randn(B, z_dim))
+        if cfg.model.d_norm == "batch":  # batch norm: real and fake each need their own batch statistics
+            dr, df = D(real), D(fake.detach())
+        else:  # one D pass: nothing couples the halves
+            logits = D(torch.cat([real, fake.detach()]))
+            dr, df = logits[:B], logits[B:]
+        d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, t))
+                  + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
+        if L.r1_gamma > 0:  # R1 on its own pass: the penalty needs d D(x)/dx with a graph
+            x = real.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+            d_loss = d_loss + 0.5 * L.r1_gamma * g.flatten(1).pow(2).sum(1).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        D.requires_grad_(False)  # no D weight gradients in the G step
+        g_loss = F.softplus(-D(fake)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+        if G_ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - o.ema_beta)
+                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                    b_ema.copy_(b)
+        if (i + 1) % 50 == 0:
+            now = time.perf_counter()
+            windows.append(now - t0)
+            t0 = now

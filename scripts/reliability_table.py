@@ -577,8 +577,11 @@ def kill_campaign(work: Path, kills: int, seed: int = 0):
                              stderr=subprocess.DEVNULL, env=ENV)
         t0, log = time.monotonic(), out / "log.csv"
         size0 = log.stat().st_size if log.exists() else 0
-        # wait until this process trains (its log grows), so the kill lands in training, not in start-up
-        while (not log.exists() or log.stat().st_size <= size0) and p.poll() is None and time.monotonic() - t0 < 120:
+        # wait until this process trains (its log grows) and the run has a checkpoint (a kill before the first one
+        # leaves nothing to resume, by design), so the kill lands in training, not in start-up
+        ckpt = out / "checkpoints" / "last.pt"
+        while ((not log.exists() or log.stat().st_size <= size0 or not ckpt.exists()) and p.poll() is None
+               and time.monotonic() - t0 < 120):
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.5))
         if p.poll() is not None:  # it finished (or failed) before the kill: the campaign ends here

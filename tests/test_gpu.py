@@ -39,6 +39,8 @@ def params(res):
     ("dcgan-mnist", {"model.cond": "acgan", "model.num_classes": 10}),
     ("dcgan-mnist", {"model.d_spectral_norm": True, "loss.name": "hinge", "loss.real_target": 1.0,
                      "loss.r1_gamma": 1.0}),
+    # R3GAN: relativistic loss (G's step runs D on reals), R1 and R2 (double backward), G_ema
+    ("r3gan-mnist", {"model.stage_channels": (16, 32), "model.group_channels": 8, "train.batch_size": 32}),
 ])
 def test_cuda_graph_step_follows_the_eager_step(tmp_path, preset, over):
     eager = gankit.train(cfg(preset, **over), tmp_path / "eager", log=quiet)

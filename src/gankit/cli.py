@@ -123,6 +123,8 @@ def _command_modules() -> list:
     mods += [eval_command, evaluator_command]
     from .theory import command as theory_cmd
     mods.append(theory_cmd)
+    from .lab import cli_lab
+    mods.append(cli_lab)
     return mods
 
 

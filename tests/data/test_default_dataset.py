@@ -58,7 +58,7 @@ def test_auto_falls_back_to_digits_with_one_line(how, monkeypatch):
     msg = log[0]
     assert msg.startswith("MNIST is not on disk and could not be downloaded (")
     assert "training on the bundled 8x8 'digits' instead" in msg
-    assert "To use MNIST, put the four MNIST IDX files in ~/.cache/gankit/mnist or pass --data-dir DIR." in msg
+    assert "To use MNIST, put the four MNIST IDX files in ~/.cache/gankit/mnist or pass data.dir=DIR." in msg
     reason = {"no mirrors": "no download mirrors configured", "dead mirror": "Connection refused",
               "downloads off": "downloads are off (data.download=false)"}[how]
     assert reason in msg
@@ -95,7 +95,7 @@ def test_explicit_dataset_never_falls_back(name, download, monkeypatch):
         load_dataset(DataConfig(name=name, download=download), log=log)
     assert "\n" not in str(e.value) and "digits" not in str(e.value)
     assert not any("digits" in m for m in log)
-    assert "--data-dir" in str(e.value)  # says what to do
+    assert "data.dir=DIR" in str(e.value)  # says what to do (as Python spells it)
 
 
 def test_unknown_dataset_suggests_the_closest_or_lists_the_choices():

@@ -136,7 +136,7 @@ def test_folder_dataset_through_load_dataset(tmp_path):
     ds = load_dataset(DataConfig(name="folder", dir=str(tmp_path)))
     assert ds.images.shape == (4, 3, 9, 9)  # (N, C, H, W)
     np.testing.assert_array_equal(ds.images[2].permute(1, 2, 0).numpy(), _rgb(2, (9, 9)))
-    with pytest.raises(GankitError, match=r"dataset 'folder' needs a folder: pass --data-dir DIR"):
+    with pytest.raises(GankitError, match=r"dataset 'folder' needs a folder: pass data.dir=DIR"):
         load_dataset(DataConfig(name="folder"))
 
 
@@ -159,9 +159,9 @@ def test_idx_folder_any_names_and_gzip_mix(tmp_path):
 
 
 def test_idx_folder_errors(tmp_path):
-    with pytest.raises(GankitError, match=r"dataset 'idx' needs a folder: pass --data-dir DIR"):
+    with pytest.raises(GankitError, match=r"dataset 'idx' needs a folder: pass data.dir=DIR"):
         load_dataset(DataConfig(name="idx"))
-    with pytest.raises(GankitError, match=r"--data-dir .*nothere is not a folder"):
+    with pytest.raises(GankitError, match=r"data.dir .*nothere is not a folder"):
         load_dataset(DataConfig(name="idx", dir=str(tmp_path / "nothere")))
     (tmp_path / "readme.txt").write_text("hi")
     with pytest.raises(GankitError, match=r"no IDX images file \(train-images-idx3-ubyte\[\.gz\]\) found"):

@@ -192,7 +192,7 @@ def test_cifar_download_with_wrong_checksum_leaves_nothing_then_succeeds(cifar_m
     (folder / cifar.ARCHIVE).write_bytes(_archive_bytes(_fake_batches(8)))  # a valid archive, but not the one
     with pytest.raises(GankitError, match=r"^could not download cifar10 file cifar-10-python\.tar\.gz "
                                           r"\(http://127\.0\.0\.1:\d+/cifar/cifar-10-python\.tar\.gz: checksum "
-                                          r"mismatch\); put cifar-10-python\.tar\.gz .* or pass --data-dir DIR$") as e:
+                                          r"mismatch\); put cifar-10-python\.tar\.gz .* or pass data\.dir=DIR$") as e:
         load_dataset(DataConfig(name="cifar10"), log=lambda *_: None)
     assert "\n" not in str(e.value)
     assert os.listdir(isolated_data_env / "cifar10") == []  # no partial or unverified file

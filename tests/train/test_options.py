@@ -99,3 +99,17 @@ def test_a_refused_option_stops_a_real_run_before_its_folder_exists(tmp_path):
     with pytest.raises(gankit.GankitError, match="^train.tf32 needs a CUDA device"):
         gankit.train(cfg, out=tmp_path / "r", log=lambda *_: None)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("over,match", [
+    ({"loss.augment": "rotate"}, "unknown augmentation 'rotate'"),
+    ({"loss.name": "hinge"}, "has no targets"),
+    ({"model.pack": 3}, "not a multiple of model.pack 3"),
+])
+def test_config_refusals_leave_no_run_folder(tmp_path, over, match):
+    """Every refusal of the config comes before the run folder is made (gankit's bad-input promise)."""
+    cfg = preset_config("seed").with_overrides({"data.name": "digits", "train.steps": 2, "train.progress": False,
+                                                **over})
+    with pytest.raises(gankit.GankitError, match=match):
+        gankit.train(cfg, out=tmp_path / "new", log=lambda *_: None)
+    assert not (tmp_path / "new").exists()

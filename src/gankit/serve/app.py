@@ -2,7 +2,8 @@
 
 Endpoints (all GET; parameters in the query string, validated by :mod:`.params`):
 
-- ``/``: the page; ``/api``: this list, with every parameter's type, default and bounds;
+- ``/?lang=en|zh``: the page (every language's catalogue inside; ``lang`` the one it starts in);
+- ``/api``: this list, with every parameter's type, default and bounds;
 - ``/api/runs``: the runs served, ``[{"id", "step", "img_shape", "conditional", "num_classes"}]``; a run
   whose checkpoint cannot be loaded (deleted, damaged) is listed as ``{"id", "error"}`` among the others;
 - ``/api/card?run=``: the model card (preset, dataset, steps, every evaluation's scores, config);
@@ -31,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .. import i18n
 from ..errors import GankitError
 from . import render
 from .evals import charts
@@ -179,16 +181,30 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
 
 
-def create_app(runs: dict[str, Run], *, allowed_hosts: list[str] | None = None,
-               cache: ResponseCache | None = None) -> Starlette:
-    """The ASGI app serving ``runs`` (see :func:`gankit.serve.runs.discover`). ``allowed_hosts``: values
-    of the Host header to accept (loopback names by default, which blocks DNS-rebinding pages)."""
-    studio = Studio(runs, cache)
+def render_page(lang: str) -> str:
+    """The studio page with every language's ``studio.*`` catalogue embedded, starting in ``lang``."""
     page = resources.files("gankit.serve").joinpath("page.html").read_text(encoding="utf-8")
+    return page.replace("/*I18N*/", i18n.page_script("studio.", lang), 1)
+
+
+def create_app(runs: dict[str, Run], *, lang: str = "en", allowed_hosts: list[str] | None = None,
+               cache: ResponseCache | None = None) -> Starlette:
+    """The ASGI app serving ``runs`` (see :func:`gankit.serve.runs.discover`). ``lang``: the page's language
+    when its URL names none ("en" or "zh"); ``allowed_hosts``: values of the Host header to accept (loopback
+    names by default, which blocks DNS-rebinding pages)."""
+    i18n.catalogue(lang)  # an unknown language is an error now, not when the page is opened
+    studio = Studio(runs, cache)
+    pages = {name: render_page(name) for name in i18n.LANGUAGES}
 
     def index(request: Request) -> Response:
-        _params(request, "runs")
-        return HTMLResponse(page, headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP})
+        want = request.query_params.get("lang", lang)
+        if want not in pages:
+            raise HttpError(400, f"no page in language {want[:20]!r}; choose lang= one of {', '.join(pages)}")
+        try:
+            parse([(k, v) for k, v in request.query_params.multi_items() if k != "lang"], SPECS["runs"])
+        except ParamError as e:
+            raise HttpError(400, str(e)) from None
+        return HTMLResponse(pages[want], headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP})
 
     def api_index(request: Request) -> Response:
         _params(request, "runs")

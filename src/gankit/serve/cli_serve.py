@@ -6,6 +6,7 @@ import socket
 import sys
 
 from ..errors import GankitError
+from ..i18n import list_languages
 
 NAME = "serve"
 INSTALL_HINT = "gankit serve needs the web extra: pip install 'gankit[serve]'"
@@ -14,9 +15,10 @@ EXAMPLES = """\
 examples:
   gankit serve runs/fm                       # one run: http://127.0.0.1:8000/
   gankit serve runs                          # every run folder under runs/, chosen from a list
-  gankit serve runs/fm/checkpoints/epoch_0010.pt --port 8080
+  gankit serve runs/fm/checkpoints/epoch_0010.pt --port 8080 --lang zh   # the page in Chinese
   curl 'http://127.0.0.1:8000/api/grid.png?seed=3&n=16' -o grid.png
 
+The page's language switch (or ?lang=en|zh in its URL) changes the language --lang starts it in.
 The API is listed at /api. The server listens on 127.0.0.1 (this machine only) unless --host says otherwise.
 Runs whose checkpoint cannot be loaded are listed as broken; links out of the served folder are not followed.
 """
@@ -29,6 +31,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="a run folder, a checkpoint, or a folder holding run folders")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--lang", default="en", choices=list_languages(),
+                   help="the page's language when its URL names none (default en; the page can switch)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per request (default 1: concurrent requests already run in parallel)")
     return p
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
               f"the studio", file=sys.stderr)
     bare = args.host.strip("[]")
     hosts = LOOPBACK_HOSTS + [bare.lower(), f"[{bare.lower()}]" if ":" in bare else bare.lower()]
-    app = create_app(runs, allowed_hosts=sorted(set(hosts)) if loopback else ["*"])
+    app = create_app(runs, lang=args.lang, allowed_hosts=sorted(set(hosts)) if loopback else ["*"])
     sock = _bind(bare, args.port)
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(server_config(app))

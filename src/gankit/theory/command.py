@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import seed_arg
 from ..errors import GankitError
+from ..i18n import list_languages
 
 NAME = "theory"
 
@@ -18,6 +19,7 @@ examples:
   gankit theory --quick --out /tmp/theory        # smoke-sized run, under a minute
   gankit theory --sections 1,2 --out d_star      # only the optimal-D and value-of-the-game sections
   gankit theory --pack 4 --seed 3 --overwrite    # PacGAN4 in section 5, another seed, replace the old report
+  gankit theory --quick --lang zh --out zh       # the report's words in Chinese (the same numbers and plots)
 
 Sections: 1 optimal D, 2 value of the game, 3 training dynamics, 4 why non-saturating, 5 mode collapse.
 Open OUT/index.html in a browser or read OUT/report.md; every number is also in OUT/results.json.
@@ -37,6 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
     p.add_argument("--pack", type=int, default=2, help="PacGAN packing m of section 5, 2..4 (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; the networks are tiny)")
+    p.add_argument("--lang", default="en", choices=list_languages(),
+                   help="language of the report's headings, captions and explanations (default en)")
     p.add_argument("--overwrite", action="store_true", help="replace the report files of an existing folder")
     return p
 
@@ -90,13 +94,14 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads_before)
     cmd = "gankit theory" + (" --quick" if args.quick else "") + (
         f" --sections {args.sections}" if which != list(range(1, 6)) else "") + (
-        f" --seed {args.seed}" if args.seed else "") + (f" --pack {args.pack}" if args.pack != 2 else "")
+        f" --seed {args.seed}" if args.seed else "") + (f" --pack {args.pack}" if args.pack != 2 else "") + (
+        f" --lang {args.lang}" if args.lang != "en" else "")
     meta = {"command": cmd, "settings": experiments.settings_dict(settings), "threads": args.threads,
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
             "figures": [f for k in figures for f in figures[k]],
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "numpy": numpy.__version__, "scipy": scipy.__version__}}
-    files = report.write_report(out, results, figures, meta)
+    files = report.write_report(out, results, figures, meta, args.lang)
     print(f"wrote {files[0]}, {files[1].name}, {files[2].name} and {len(meta['figures'])} figures "
           f"in {meta['seconds']:.0f} s ({meta['cpu_seconds']:.0f} s CPU)")
     return 0

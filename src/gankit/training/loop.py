@@ -215,19 +215,23 @@ class Trainer(Run):
     def begin_epoch(self, epoch: int, pos: int) -> None:
         self._perm = epoch_permutation(len(self.data), self.cfg.train.seed, epoch).to(self.device)
 
-    def run_step(self) -> None:
-        t = self.cfg.train
-        if self._halt is not None and self.step >= self._halt[0] - 1:
-            self._fail_nonfinite(self._buf[: len(self._buf_steps)].cpu().tolist(), self._buf_steps)
-        B, k = t.batch_size, t.d_steps
-        epoch, pos = divmod(self.step, self.steps_per_epoch)
-        lo, first = self.dist.rank * self.local_batch, pos * B * k  # this rank's shard of each batch
+    def step_batches(self) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """This step's ``d_steps`` real batches (this rank's shard of each) and their labels, from the epoch's
+        permutation (:meth:`begin_epoch`)."""
+        B, k = self.cfg.train.batch_size, self.cfg.train.d_steps
+        pos = self.step % self.steps_per_epoch
+        lo, first = self.dist.rank * self.local_batch, pos * B * k
         idx = [self._perm[first + i * B + lo: first + i * B + lo + self.local_batch] for i in range(k)]
         # index_select: ~8x faster than advanced indexing for a batch of uint8 rows on CPU
         batches = [torch.index_select(self.data.images, 0, j) for j in idx]
         labels = [torch.index_select(self.data.labels, 0, j) for j in idx] if self.cfg.model.cond != "none" else None
-        self._buf[len(self._buf_steps)] = self.train_step(batches, labels)
-        self._buf_steps.append((self.step + 1, epoch + 1))
+        return batches, labels
+
+    def run_step(self) -> None:
+        if self._halt is not None and self.step >= self._halt[0] - 1:
+            self._fail_nonfinite(self._buf[: len(self._buf_steps)].cpu().tolist(), self._buf_steps)
+        self._buf[len(self._buf_steps)] = self.train_step(*self.step_batches())
+        self._buf_steps.append((self.step + 1, self.step // self.steps_per_epoch + 1))
 
     def pending(self) -> int:
         return len(self._buf_steps)

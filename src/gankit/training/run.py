@@ -16,6 +16,7 @@ import torch
 from .. import memory
 from ..checkpoint import host_rng_state, load_checkpoint, load_state_strict, resolve_checkpoint, save_checkpoint, \
     set_host_rng_state
+from ..augment import parse_policy
 from ..config import RunConfig
 from ..data import Dataset, check_data, load_dataset
 from ..device import resolve_device
@@ -39,6 +40,7 @@ def check_config(cfg: RunConfig, data: bool = True) -> None:
     check_model(cfg.model)
     get_loss(cfg.loss.name)
     check_targets(cfg.loss.name, cfg.loss.real_target, cfg.loss.fake_target)
+    parse_policy(cfg.loss.augment)  # an unknown augmentation fails here, before the run folder exists
 
 
 def _resume_source(cfg: RunConfig | None, out: str | Path, resume: bool | str | Path):

@@ -204,22 +204,44 @@ class AutogradStep:
 
     def __call__(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None,
                  inputs: Inputs | None = None) -> torch.Tensor:
-        run, L = self.run, self.run.cfg.loss
+        return self.g_phase(self.d_phase(batches, labels, inputs))
+
+    def d_phase(self, batches: list[torch.Tensor], labels: list[torch.Tensor] | None = None,
+                inputs: Inputs | None = None) -> dict[str, Any]:
+        """The step's D updates, one per batch; returns what :meth:`g_phase` needs (the last batch's reals and
+        fakes, the fakes still attached to G's graph). The lab (gankit lab) calls the phases one at a time."""
         sigma = self._schedule()
         for i, real_u8 in enumerate(batches):
             real = to_unit_range(real_u8)
             y_real = labels[i] if labels is not None else None
-            z, y_fake = inputs[i] if inputs is not None else draw_one(run)
+            z, y_fake = inputs[i] if inputs is not None else draw_one(self.run)
             last = i == len(batches) - 1  # G's update backpropagates through the last fakes only
             with torch.set_grad_enabled(last):
                 G = self.nets.G_train if last else self.nets.G
                 fake = G(z, y_fake) if self.cond != "none" else G(z)
             d_loss, real_logits, fake_logits = self._d_update(real, y_real, fake, y_fake, sigma)
-        # G's update on the last fakes (as the seed does: the same z for the D and the G update); D's weight
-        # gradients are not needed here, so D's parameters are frozen for this backward pass
+        return {"real": real, "y_real": y_real, "fake": fake, "y_fake": y_fake, "sigma": sigma, "d_loss": d_loss,
+                "real_logits": real_logits, "fake_logits": fake_logits}
+
+    def g_inputs(self, real_u8: torch.Tensor, labels: torch.Tensor | None = None,
+                 inputs: Inputs | None = None) -> dict[str, Any]:
+        """What :meth:`g_phase` needs for a G update without a D update before it (the lab's single G step):
+        fresh fakes on G's graph and a real batch (read by the relativistic loss); no D statistics."""
+        z, y_fake = inputs[0] if inputs is not None else draw_one(self.run)
+        fake = self.nets.G_train(z, y_fake) if self.cond != "none" else self.nets.G_train(z)
+        nan = torch.full((), float("nan"), device=fake.device)
+        return {"real": to_unit_range(real_u8), "y_real": labels, "fake": fake, "y_fake": y_fake, "sigma":
+                self._schedule(), "d_loss": nan, "real_logits": nan.view(1), "fake_logits": nan.view(1)}
+
+    def g_phase(self, ctx: dict[str, Any]) -> torch.Tensor:
+        """G's update through D on ``ctx``'s fakes (as the seed does: the same z for the D and the G update); D's
+        weight gradients are not needed here, so D's parameters are frozen for this backward pass."""
+        run, L = self.run, self.run.cfg.loss
+        fake, y_fake, sigma = ctx["fake"], ctx["y_fake"], ctx["sigma"]
         self.nets.D.requires_grad_(False)
         g_logits, g_aux = self._D(self._d_input(fake, sigma), y_fake, update=False)
-        r_logits = self._D(self._d_input(real, sigma), y_real, update=False)[0] if self.g_real else None
+        r_logits = (self._D(self._d_input(ctx["real"], sigma), ctx["y_real"], update=False)[0] if self.g_real
+                    else None)
         g_loss = self.g_loss_fn(g_logits, r_logits)
         if g_aux is not None:
             g_loss = g_loss + L.aux_weight * F.cross_entropy(g_aux, y_fake)
@@ -229,7 +251,7 @@ class AutogradStep:
             accel.optimizer_step(run.opt_D, run.scaler_D)
         if run.G_ema is not None:
             update_ema(run.G_ema, run.G, run.cfg.optim.ema_beta)
-        return step_stats(d_loss, g_loss, real_logits, fake_logits)
+        return step_stats(ctx["d_loss"], g_loss, ctx["real_logits"], ctx["fake_logits"])
 
 
 def build_step(run: Any) -> Any:

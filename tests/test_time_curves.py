@@ -1,0 +1,152 @@
+"""scripts/time_curves.py on tiny settings: the seed preset with 16-wide nets on 8x8 digits, budgets of a second
+or two, 200 samples scored by the pinned digits evaluator. A longer budget resumes the shorter run; a rerun
+trains nothing and writes the same section; --cached needs no run folders; only the marked region of the doc
+changes; a loaded machine is flagged."""
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gankit.checkpoint import load_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "time_curves.py"
+BEFORE = "# Zoo\n\nkept text before, with trailing spaces  \n\n"
+AFTER = "\n\n## Later section\n\nkept after\n"
+
+
+@pytest.fixture(scope="module")
+def tc():
+    spec = importlib.util.spec_from_file_location("time_curves", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tiny(root: Path, budgets: str, seeds_at: str, *extra: str) -> list[str]:
+    # train.epochs 10,000: the schedule cannot end inside the budgets, so each point stops by time
+    return ["--presets", "seed,no-such-preset", "--dataset", "digits", "--override", "model.g_hidden=16",
+            "--override", "model.d_hidden=16", "--override", "train.epochs=10000", "--n-samples", "200",
+            "--budgets", budgets, "--seeds-at", seeds_at, "--runs", str(root / "runs"), "--doc",
+            str(root / "ZOO.md"), *extra]
+
+
+def region(text: str) -> str:
+    return text[text.index("<!-- time-curves:start -->"):text.index("<!-- time-curves:end -->")]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def curves(tc, tmp_path_factory):
+    """Two sessions: the 0.5s point alone, then 0.5s,1s with two seeds at 1s (seed 0's 1s resumes its 0.5s run)."""
+    root = tmp_path_factory.mktemp("curves")
+    (root / "ZOO.md").write_text(BEFORE + "<!-- time-curves:start -->\nold body\n<!-- time-curves:end -->" + AFTER)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # a quiet machine, whatever the neighbours do
+        assert tc.main(tiny(root, "0.5s", "")) == 0
+        at_first = root / "runs" / "seed" / "seed0" / "checkpoints" / "at_0.5s.pt"
+        first = {"sha": sha(at_first), "step": load_checkpoint(at_first)["step"]}
+        assert tc.main(tiny(root, "0.5s,1s", "1s:2")) == 0
+    return root, first
+
+
+def test_a_longer_budget_resumes_the_shorter_run_and_keeps_its_checkpoint(curves):
+    root, first = curves
+    run = root / "runs" / "seed" / "seed0"
+    points = json.loads((root / "zoo" / "time_runs.json").read_text())["points"]
+    assert sorted(points) == ["seed/seed0/0.5s", "seed/seed0/1s", "seed/seed1/1s"]
+    p1, p2 = points["seed/seed0/0.5s"], points["seed/seed0/1s"]
+    assert sha(run / "checkpoints" / "at_0.5s.pt") == first["sha"]  # the earlier point is kept, unchanged
+    assert p1["steps"] == first["step"] < p2["steps"] == load_checkpoint(run / "checkpoints" / "at_1s.pt")["step"]
+    assert p2["resumes"] == "0.5s" and p1["resumes"] is None and not p2["finished"]
+    assert p1["wall_s"] >= 0.5 and p2["wall_s"] >= 1 and p2["wall_s"] == pytest.approx(p1["wall_s"] + p2["segment_s"])
+    starts = [inv["step"] for inv in json.loads((run / "manifest.json").read_text())["invocations"]]
+    assert starts == [0, p1["steps"]]  # one fresh start, then a resume from the 0.5s point's step
+    seed1 = points["seed/seed1/1s"]
+    assert seed1["resumes"] is None and seed1["wall_s"] >= 1  # extra seeds train straight to their budget
+    for p in points.values():
+        assert p["scores"]["n"] == 200 and p["scores"]["fd"] >= 0 and 0 <= p["scores"]["recall"] <= 1
+        assert p["cores"] >= 1 and p["threads"] >= 1 and p["torch"] and len(p["load"]["load_before"]) == 3
+
+
+def test_the_section_has_the_table_plot_grid_and_command(curves):
+    root, _ = curves
+    text = (root / "ZOO.md").read_text()
+    body = region(text)
+    assert text.startswith(BEFORE) and text.endswith(AFTER) and "old body" not in text
+    assert "python scripts/time_curves.py --presets seed,no-such-preset --dataset digits" in body
+    assert "--budgets 0.5s,1s --seeds-at 1s:2" in body
+    rows = [ln for ln in body.splitlines() if ln.startswith("| seed |")]
+    assert [r.split(" | ")[1] for r in rows] == ["0.5s", "1s"]
+    assert "[" in rows[1] and "[" not in rows[0]  # the min-max over two seeds at 1s only
+    assert "![FD and recall against the training budget](zoo/time_curves.png)" in body
+    assert "![seed](zoo/time-seed.png)" in body
+    assert (root / "zoo" / "time_curves.png").stat().st_size > 0 and (root / "zoo" / "time-seed.png").is_file()
+    assert "CPU cores" in body and "Not run yet" not in body
+
+
+def test_a_rerun_trains_nothing_and_cached_needs_no_run_folders(tc, curves, monkeypatch, capsys):
+    root, _ = curves
+    args = tiny(root, "0.5s,1s", "1s:2")
+    doc, cache = (root / "ZOO.md").read_text(), (root / "zoo" / "time_runs.json").read_text()
+
+    def refuse(*a, **k):
+        raise AssertionError("trained or scored again")
+    monkeypatch.setattr("gankit.training.loop.Trainer.__init__", refuse)
+    monkeypatch.setattr(tc, "make_scorer", refuse)
+    capsys.readouterr()
+    assert tc.main(args) == 0
+    out = capsys.readouterr().out
+    assert "warning: unknown preset 'no-such-preset' skipped" in out
+    assert (root / "ZOO.md").read_text() == doc and (root / "zoo" / "time_runs.json").read_text() == cache
+    shutil.rmtree(root / "runs")
+    assert tc.main(args + ["--cached"]) == 0  # --cached stays out of the command the doc states
+    assert (root / "ZOO.md").read_text() == doc
+
+
+def test_cached_lists_what_is_missing_and_replaces_only_the_marked_region(tc, tmp_path):
+    doc = tmp_path / "ZOO.md"
+    doc.write_text(BEFORE + "<!-- time-curves:start -->\nstale\n<!-- time-curves:end -->" + AFTER)
+    assert tc.main(tiny(tmp_path, "1s,2s", "2s:2", "--cached")) == 0
+    text = doc.read_text()
+    assert text.startswith(BEFORE + "<!-- time-curves:start -->\n") and text.endswith("<!-- time-curves:end -->"
+                                                                                       + AFTER)
+    assert "Not run yet (3): seed/seed0/1s, seed/seed0/2s, seed/seed1/2s" in text
+    assert not (tmp_path / "runs").exists()
+    plain = tmp_path / "plain.md"  # no markers yet: the region goes at the end, under its heading
+    plain.write_text("# Zoo\n\nkept\n")
+    assert tc.main(tiny(tmp_path, "1s", "", "--cached", "--doc", str(plain))) == 0
+    assert plain.read_text().startswith("# Zoo\n\nkept\n\n## Best samples per CPU-minute\n\n<!-- time-curves:start")
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tc, tmp_path, capsys):
+    assert tc.main(tiny(tmp_path, "1s,2s", "2s:3", "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert "seed/seed0/2s: resume 1s to 2s, score" in out and "seed/seed2/2s: train 2s from scratch" in out
+    assert "4 points to do of 4; estimated" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_loaded_machine_is_flagged(tc, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert tc.main(tiny(tmp_path, "0.3s", "")) == 0
+    out = capsys.readouterr().out
+    assert "warning: the 1-minute load average reached 9.00 during seed/seed0/0.3s" in out
+    assert "not a quiet-machine number" in out
+    (p,) = json.loads((tmp_path / "zoo" / "time_runs.json").read_text())["points"].values()
+    assert p["load"]["load_before"] == [9.0, 9.0, 9.0] and p["load"]["quiet"] is False
+    assert "| seed | 0.3s † |" in (tmp_path / "ZOO.md").read_text()
+
+
+def test_bad_arguments_are_refused_in_one_line(tc, tmp_path, capsys):
+    for extra, match in ((["--seeds-at", "5m:3"], "5m is not one of --budgets"),
+                         (["--override", "model.g_hidden"], "expected KEY=VALUE")):
+        with pytest.raises(SystemExit):
+            tc.main(tiny(tmp_path, "1s", "") + extra)
+        assert match in capsys.readouterr().err
