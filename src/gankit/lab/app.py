@@ -75,6 +75,8 @@ class LabServer:
         self.engine = engine if engine is not None else _engine()
         self.runs_dir = Path(runs_dir)
         self.lock = threading.RLock()
+        self._waiting = 0  # requests waiting for the lock: the worker lets them in between frames
+        self._count = threading.Lock()
         self.state = state if state is not None else self.engine.LabState()
         self.lab: Any = None  # built on first use, so the app starts at once
         self.playing = False
@@ -135,14 +137,14 @@ class LabServer:
     # -- controls ------------------------------------------------------------------------------------------
     def open(self, query: str | None) -> None:
         state = self.parse(query)
-        with self.lock:
+        with self._turn():
             self._ensure(state)
 
     def control(self, action: str, query: str | None) -> dict[str, Any]:
         if action not in ACTIONS:
             raise HttpError(400, f"'action' must be one of {', '.join(ACTIONS)}, got {str(action)[:40]!r}")
         state = self.parse(query)
-        with self.lock:
+        with self._turn():
             self._ensure(state)
             if action == "play":
                 self.playing = True
@@ -169,7 +171,7 @@ class LabServer:
         if name is not None and (not isinstance(name, str) or not NAME.fullmatch(name)):
             raise HttpError(400, "'name' must be a plain folder name (letters, digits, '-', '_', '.'; at most "
                                  "64), not a path; leave it out for lab-<time>")
-        with self.lock:
+        with self._turn():
             self._ensure(self.state)
             if name is None:
                 base = "lab-" + datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -182,6 +184,18 @@ class LabServer:
                     raise HttpError(400, f"{out} already exists; choose another name")
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             return Path(self.lab.save(out))
+
+    @contextlib.contextmanager
+    def _turn(self):
+        """The lock, for a request: counted as waiting, so the playing worker steps aside between frames."""
+        with self._count:
+            self._waiting += 1
+        try:
+            with self.lock:
+                yield
+        finally:
+            with self._count:
+                self._waiting -= 1
 
     # -- the worker ----------------------------------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -207,11 +221,15 @@ class LabServer:
             rest = MIN_FRAME_S - (time.monotonic() - t0)
             if rest > 0:
                 time.sleep(rest)
+            # a lock is not fair: without this, a worker that takes it again at once starves a pause or a step
+            deadline = time.monotonic() + 1.0
+            while self._waiting and time.monotonic() < deadline:
+                time.sleep(0.001)
 
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        with self.lock:
+        with self._turn():
             if self.lab is not None and hasattr(self.lab, "close"):
                 self.lab.close()
             self.lab = None
