@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..errors import GankitError
 
@@ -35,11 +34,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
-        from ..serve.app import LOOPBACK_HOSTS
-        from ..serve.cli_serve import _bind
-        from ..serve.server import is_loopback, server_config
+        from ..serve.server import run_local
         from .app import create_app
     except ImportError:
         raise GankitError(INSTALL_HINT) from None
@@ -51,24 +48,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    # The same rules as `gankit serve`: loopback by address, and on loopback only this machine's names in the
-    # Host header (a DNS-rebinding page cannot drive the lab).
-    loopback = is_loopback(args.host)
-    if not loopback:
-        print(f"gankit lab: warning: listening on {args.host}: anyone who can reach this machine can use "
-              f"the lab and write runs into {args.runs}", file=sys.stderr)
-    bare = args.host.strip("[]")
-    hosts = LOOPBACK_HOSTS + [bare.lower(), f"[{bare.lower()}]" if ":" in bare else bare.lower()]
-    app = create_app(args.runs, lang=args.lang, allowed_hosts=sorted(set(hosts)) if loopback else ["*"])
-    sock = _bind(bare, args.port)
-    host, port = sock.getsockname()[:2]
-    # An open page holds a never-ending event stream: stop waiting for it after a second on Ctrl-C.
-    server = uvicorn.Server(server_config(app, timeout_graceful_shutdown=1))
-    print(f"open http://{'[' + host + ']' if ':' in host else host}:{port}/"
-          f"{'?lang=' + args.lang if args.lang != 'en' else ''} (Ctrl-C stops)", flush=True)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
+    # the same rules as `gankit serve` (loopback by address, Host checks); an open page holds a never-ending event
+    # stream, so Ctrl-C stops waiting for it after a second
+    run_local(lambda hosts: create_app(args.runs, lang=args.lang, allowed_hosts=hosts), host=args.host,
+              port=args.port, name="lab", what=f"the lab and write runs into {args.runs}",
+              query=f"?lang={args.lang}" if args.lang != "en" else "", timeout_graceful_shutdown=1)
     print("gankit lab: stopped")
     return 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 
 from ..errors import GankitError
@@ -40,10 +39,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
-        from .app import LOOPBACK_HOSTS, create_app
-        from .server import is_loopback, server_config
+        from .app import create_app
+        from .server import run_local
     except ImportError:
         raise GankitError(INSTALL_HINT) from None
     from .runs import discover
@@ -58,38 +57,8 @@ def run(args: argparse.Namespace) -> int:
     # One intra-op thread per request: requests run side by side in the server's thread pool, and several
     # OpenMP teams on few cores spin against each other (measured: 3.5 ms vs 83 ms per 64-sample grid).
     torch.set_num_threads(args.threads)
-    # Loopback by address, not by spelling: 127.0.0.2 is this machine, 0.0.0.0 is every interface. On loopback
-    # only this machine's names are accepted in the Host header, which blocks DNS-rebinding pages.
-    loopback = is_loopback(args.host)
-    if not loopback:
-        print(f"gankit serve: warning: listening on {args.host}: anyone who can reach this machine can use "
-              f"the studio", file=sys.stderr)
-    bare = args.host.strip("[]")
-    hosts = LOOPBACK_HOSTS + [bare.lower(), f"[{bare.lower()}]" if ":" in bare else bare.lower()]
-    app = create_app(runs, lang=args.lang, allowed_hosts=sorted(set(hosts)) if loopback else ["*"])
-    sock = _bind(bare, args.port)
-    host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(server_config(app))
-    print(f"gankit studio: {len(runs)} run(s): {', '.join(list(runs)[:5])}{' ...' if len(runs) > 5 else ''}")
-    print(f"open http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl-C stops)", flush=True)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises Ctrl-C: stopping is the normal end
-        pass
+    banner = f"gankit studio: {len(runs)} run(s): {', '.join(list(runs)[:5])}{' ...' if len(runs) > 5 else ''}"
+    run_local(lambda hosts: create_app(runs, lang=args.lang, allowed_hosts=hosts), host=args.host, port=args.port,
+              name="serve", what="the studio", banner=banner)
     print("gankit studio: stopped")
     return 0
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket, bound before the server starts so that a busy port is a one-line error and
-    port 0 can print the port it got."""
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as e:
-        raise GankitError(f"cannot listen on {host}:{port}: {e.strerror or e}; try another --port") from None
-    sock.set_inheritable(True)
-    return sock

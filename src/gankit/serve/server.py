@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Any
+import sys
+from typing import Any, Callable
 
 import h11
 import uvicorn
@@ -78,3 +79,54 @@ def is_loopback(host: str) -> bool:
         return bool(addrs) and all(ipaddress.ip_address(a).is_loopback for a in addrs)
     except ValueError:
         return False
+
+
+def run_local(make_app: Callable[[list[str]], Any], *, host: str, port: int, name: str, what: str,
+              query: str = "", banner: str | None = None, **config: Any) -> int:
+    """Serve ``make_app(allowed_hosts)`` on ``host:port`` until Ctrl-C, as ``gankit serve`` and ``gankit lab`` do.
+
+    Loopback by address, not by spelling: 127.0.0.2 is this machine, 0.0.0.0 is every interface. On loopback only
+    this machine's names are accepted in the Host header, which blocks DNS-rebinding pages; elsewhere a warning
+    says who can use ``what``. The socket is bound first, so a busy port is a one-line error and port 0 prints
+    the port it got. ``query`` is appended to the printed address; ``config`` goes to :func:`server_config`."""
+    from ..errors import GankitError
+    from .app import LOOPBACK_HOSTS
+
+    if not 0 <= port <= 65535:
+        raise GankitError(f"--port must be between 0 and 65535, got {port}")
+    loopback = is_loopback(host)
+    if not loopback:
+        print(f"gankit {name}: warning: listening on {host}: anyone who can reach this machine can use {what}",
+              file=sys.stderr)
+    bare = host.strip("[]")
+    hosts = LOOPBACK_HOSTS + [bare.lower(), f"[{bare.lower()}]" if ":" in bare else bare.lower()]
+    app = make_app(sorted(set(hosts)) if loopback else ["*"])
+    sock = bind(bare, port)
+    got_host, got_port = sock.getsockname()[:2]
+    server = uvicorn.Server(server_config(app, **config))
+    if banner:
+        print(banner)
+    print(f"open http://{'[' + got_host + ']' if ':' in got_host else got_host}:{got_port}/{query} (Ctrl-C stops)",
+          flush=True)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises Ctrl-C: stopping is the normal end
+        pass
+    return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before the server starts so that a busy port is a one-line error and
+    port 0 can print the port it got."""
+    from ..errors import GankitError
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        raise GankitError(f"cannot listen on {host}:{port}: {e.strerror or e}; try another --port") from None
+    sock.set_inheritable(True)
+    return sock
