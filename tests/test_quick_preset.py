@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-import gankit
 from gankit.config import PRESETS, preset_config
 from gankit.data import Dataset
 from gankit.models import build_discriminator, build_generator, has_batch_coupling

@@ -3,7 +3,6 @@ tests drive it) against a real uvicorn server configured as `gankit lab` configu
 playing, one step is one step, the URL reproduces the run, the language switch relabels the page."""
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -14,9 +13,6 @@ import pytest
 pytest.importorskip("starlette", reason="the lab needs the [serve] extra (starlette, uvicorn)")
 pytest.importorskip("uvicorn", reason="the lab needs the [serve] extra (starlette, uvicorn)")
 
-CHROMIUM = os.environ.get("GANKIT_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 # small networks on the 1-D mixture: frames in a fraction of a second on 2 busy cores
 QUICK = "data=mog1d&z_dim=1&g_width=16&d_width=16&batch=32&speed=2"
 
@@ -55,17 +51,6 @@ def server(tmp_path_factory):
     s = LabServer(create_app(tmp_path_factory.mktemp("lab") / "runs"))
     yield s
     s.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ changes seed, picks a class, interpolates, downloads; the run report opens with 
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import urllib.parse
 
@@ -13,20 +12,6 @@ from PIL import Image
 
 from gankit.serve import render
 
-CHROMIUM = os.environ.get("GANKIT_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

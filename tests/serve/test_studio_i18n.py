@@ -96,31 +96,23 @@ def test_studio_defaults_to_english_and_refuses_an_unknown_language(checkpoint, 
     assert "argument --lang: invalid choice: 'fr'" in capsys.readouterr().err
 
 
-def test_language_switch_in_a_real_browser(server):
+def test_language_switch_in_a_real_browser(server, browser):
     """The page starts in ?lang=zh, every label in Chinese; the switch turns it to English and keeps the choice
     in the URL, the status line and the model card included."""
-    import os
-
-    chromium = os.environ.get("GANKIT_CHROMIUM", "/usr/bin/chromium")
-    if not os.path.exists(chromium):
-        pytest.skip(f"no chromium at {chromium} (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--headless", "--disable-gpu"])
-        page = b.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/?lang=zh")
-        page.wait_for_function("() => document.getElementById('grid').dataset.loaded")
-        page.wait_for_function("() => document.querySelector('#card tbody').rows.length > 3")
-        assert page.inner_text("section h2") == "样本网格"
-        assert page.eval_on_selector("html", "e => e.lang") == "zh-CN" and page.input_value("#lang") == "zh"
-        assert "个样本" in page.inner_text("#status") and "（第 40 步）" in page.inner_text("#run")
-        assert "已训练步数" in page.inner_text("#card") and page.get_attribute("#grid", "alt") == "生成器的样本网格"
-        page.select_option("#lang", "en")
-        page.wait_for_function("() => document.querySelector('#card').innerText.includes('steps trained')")
-        assert page.inner_text("section h2") == "Samples" and "lang=en" in page.url
-        assert " samples, seed 0" in page.inner_text("#status") and "(step 40)" in page.inner_text("#run")
-        assert page.get_attribute("#roll", "title") == "draw a random seed"
-        b.close()
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/?lang=zh")
+    page.wait_for_function("() => document.getElementById('grid').dataset.loaded")
+    page.wait_for_function("() => document.querySelector('#card tbody').rows.length > 3")
+    assert page.inner_text("section h2") == "样本网格"
+    assert page.eval_on_selector("html", "e => e.lang") == "zh-CN" and page.input_value("#lang") == "zh"
+    assert "个样本" in page.inner_text("#status") and "（第 40 步）" in page.inner_text("#run")
+    assert "已训练步数" in page.inner_text("#card") and page.get_attribute("#grid", "alt") == "生成器的样本网格"
+    page.select_option("#lang", "en")
+    page.wait_for_function("() => document.querySelector('#card').innerText.includes('steps trained')")
+    assert page.inner_text("section h2") == "Samples" and "lang=en" in page.url
+    assert " samples, seed 0" in page.inner_text("#status") and "(step 40)" in page.inner_text("#run")
+    assert page.get_attribute("#roll", "title") == "draw a random seed"
+    page.close()
     assert not errors, errors

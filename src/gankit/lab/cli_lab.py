@@ -41,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise GankitError(INSTALL_HINT) from None
 
-    if not 0 <= args.port <= 65535:
-        raise GankitError(f"--port must be between 0 and 65535, got {args.port}")
     if args.threads < 1:
         raise GankitError(f"--threads must be at least 1, got {args.threads}")
     import torch

@@ -33,7 +33,6 @@ Ensembles do not roll back a non-finite loss (a single run does): the run stops 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import signal
 import sys

@@ -21,8 +21,6 @@ import time
 import torch
 from torch import nn
 
-from ..errors import GankitError
-
 
 def resolve(requested: int, saved: int | None, log) -> int:
     """The thread count a run uses: ``requested`` (train.threads) when set, else the count the run was started
