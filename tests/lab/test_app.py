@@ -178,7 +178,9 @@ def test_other_sites_cannot_post(client, tmp_path):
 SRC = Path(i18n.__file__).parents[1]
 I18N_USERS = {SRC / "lab" / "page.html": ("lab", "common"),
               SRC / "serve" / "page.html": ("studio", "common"),
-              SRC / "theory" / "report.py": ("theory",)}
+              SRC / "serve" / "app.py": ("studio",), SRC / "serve" / "params.py": ("studio",),
+              SRC / "serve" / "evals.py": ("studio",),
+              SRC / "theory" / "report.py": ("theory",), SRC / "theory" / "plots.py": ("theory",)}
 
 
 def _keys(path: Path, prefixes: tuple[str, ...]) -> set[str]:

@@ -194,7 +194,7 @@ def test_new_checkpoint_is_picked_up(server, runs_root, tmp_path):
     ("/api/grid.png?run=%2Ftmp", 404, "no run '/tmp'"),
     ("/api/card?run=a/checkpoints", 404, "no run"),
     ("/api/card?run=a&seed=1", 400, "unknown parameter 'seed'"),
-    ("/api/runs?x=1", 400, "unknown parameter 'x'; this endpoint takes: none"),
+    ("/api/runs?x=1", 400, "unknown parameter 'x'; this endpoint takes: lang"),
     ("/api/interp.png?run=a&steps=1", 400, "'steps' must be between 2 and 64"),
     ("/api/interp.png?run=a&steps=65", 400, "'steps' must be between 2 and 64"),
     ("/api/interp.png?run=a&mode=cubic", 400, "'mode' must be one of slerp, lerp"),

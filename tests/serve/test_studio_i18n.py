@@ -116,3 +116,78 @@ def test_language_switch_in_a_real_browser(server, browser):
     assert page.get_attribute("#roll", "title") == "draw a random seed"
     page.close()
     assert not errors, errors
+
+
+# -- the API's words: score labels, charts and error messages in the request's language -----------------------
+ZH_WORDS = ("studio.score.precision", "studio.score.recall", "studio.col.floor", "studio.col.step")
+
+
+@pytest.fixture(scope="module")
+def evaluated(checkpoint, tmp_path_factory):
+    """A run folder around the toy checkpoint, with two evaluations of FD (with its floor) and precision/recall."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("studio_i18n_run") / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(checkpoint, run / "checkpoints" / "last.pt")
+    rows = [{"step": s, "metrics": {"fd300": {"fd": 9.0 - s / 10, "n_fake": 300, "floor": {"fd": 0.5}},
+                                    "pr300_k3": {"precision": 0.25 + s / 100, "recall": 0.125, "n_fake": 300}}}
+            for s in (20, 40)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def _svg_text(svg: str) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def test_score_labels_and_charts_speak_the_requested_language(evaluated):
+    from gankit import i18n
+    from gankit.serve.app import create_app
+    from gankit.serve.runs import discover
+
+    en, zh = i18n.catalogue("en"), i18n.catalogue("zh")
+    with TestClient(create_app(discover(evaluated), lang="zh"), base_url="http://127.0.0.1") as c:
+        card_zh, charts_zh = c.get("/api/card").json(), c.get("/api/charts").json()
+        card_en, charts_en = c.get("/api/card?lang=en").json(), c.get("/api/charts?lang=en").json()
+    labels = [r["label"] for r in card_zh["evaluations"]]
+    assert labels == ["fd300", f"pr300_k3 {zh['studio.score.precision']}", f"pr300_k3 {zh['studio.score.recall']}"] * 2
+    assert [r["label"] for r in card_en["evaluations"]] == ["fd300", "pr300_k3 precision", "pr300_k3 recall"] * 2
+    assert [(r["metric"], r["score"]) for r in card_zh["evaluations"]] == [  # the names programs read stay put
+        (r["metric"], r["score"]) for r in card_en["evaluations"]]
+    assert [ch["label"] for ch in charts_zh] == labels[:3]
+    words_zh = " ".join(t for ch in charts_zh for t in _svg_text(ch["svg"]))
+    for key in ZH_WORDS:
+        assert zh[key] in words_zh, key
+        assert not re.search(r"\b%s\b" % re.escape(en[key]), words_zh), key  # no English word left
+    assert f"{zh['studio.col.floor']} 0.5" in words_zh
+    words_en = " ".join(t for ch in charts_en for t in _svg_text(ch["svg"]))
+    assert "real-vs-real floor 0.5" in words_en and not re.search(r"[\u4e00-\u9fff]", words_en)
+
+
+def test_api_errors_keep_code_and_english_and_add_the_requested_language(evaluated):
+    from gankit import i18n
+    from gankit.serve.app import create_app
+    from gankit.serve.runs import discover
+
+    with TestClient(create_app(discover(evaluated), lang="zh"), base_url="http://127.0.0.1") as zh_app, \
+            TestClient(create_app(discover(evaluated)), base_url="http://127.0.0.1") as en_app:
+        for client, url, want in ((zh_app, "/api/card?run=nope", "zh"), (en_app, "/api/card?run=nope&lang=zh", "zh"),
+                                  (zh_app, "/api/card?run=nope&lang=en", "en"), (en_app, "/api/card?run=nope", "en")):
+            r = client.get(url)
+            body = r.json()
+            assert r.status_code == 404 and body["code"] == "no_run", url
+            assert body["error"] == "no run 'nope'; runs served: r", url  # English, whatever the language
+            assert body["message"] == i18n.text(want, "studio.error.no_run", run="'nope'", shown="r"), url
+        r = zh_app.get("/api/grid.png?n=0")
+        body = r.json()
+        assert r.status_code == 400 and body["code"] == "param_range"
+        assert body["message"] == "参数 'n' 必须在 1 到 1024 之间，收到 0"
+        assert body["error"] == "parameter 'n' must be between 1 and 1024, got 0"
+        for url, code in (("/nowhere", "no_such_page"), ("/api/runs?x=1", "param_unknown"),
+                          ("/api/grid.png?seed=a", "param_integer"), ("/api/charts?lang=fr", "param_choice")):
+            body = zh_app.get(url).json()
+            assert body["code"] == code and re.search(r"[\u4e00-\u9fff]", body["message"]), url
+        # an image is the same bytes (and cache entry) in every language
+        a, b = zh_app.get("/api/grid.png?n=4"), zh_app.get("/api/grid.png?n=4&lang=en")
+        assert a.content == b.content and a.headers["etag"] == b.headers["etag"]

@@ -5,12 +5,16 @@ and ``mog1d``, a 1-D mixture.
   whose first and last angles coincide and leave 7 modes.)
 - grid25: 25 equal-weight Gaussians, means {-4, -2, 0, 2, 4}², std 0.05.
 - mog1d: 5 equal-weight Gaussians, means {-4, -2, 0, 2, 4}, std 0.1 (gankit's choice, not from a paper).
+- drawn: the points a user drew in ``gankit lab``, each the mean of a Gaussian of std 0.05 (equal weights). A run
+  the lab saves keeps them in its folder (``points.json``, :func:`write_points` / :func:`read_points`), so
+  ``gankit eval`` scores it against its own data.
 
 Points are float32 (N, d), labels the component index (int64); 100,000 points unless ``data.size`` says
 otherwise, drawn from numpy's PCG64 seeded by ``data.seed``.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,10 @@ from ..errors import GankitError
 from ..memory import check_fits
 
 DEFAULT_SIZE = 100_000
+DRAWN = "drawn"  # the lab's data set of points drawn with the mouse
+POINTS_FILE = "points.json"  # where a saved lab run keeps its drawn points
+BLOB_STD = 0.05  # each drawn point is a Gaussian blob of this std, so p_data has a density
+MAX_POINTS_FILE = 10_000  # points a points file may hold (the lab draws at most 200)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,42 @@ def get_mixture(name: str) -> Mixture:
     if name not in MIXTURES:
         raise GankitError(f"unknown mixture {name!r}; choose one of: {', '.join(MIXTURES)}")
     return MIXTURES[name]
+
+
+def drawn_mixture(points, std: float = BLOB_STD) -> Mixture:
+    """The data set of drawn points (K, d): the equal-weight mixture of Gaussian blobs of ``std`` at them."""
+    return Mixture(DRAWN, np.asarray(points, np.float64).reshape(len(points), -1), float(std))
+
+
+def write_points(folder: str | Path, mixture: Mixture) -> Path:
+    """Write ``mixture`` (the drawn points and their blob std) to ``folder/points.json``; returns the path."""
+    from ..io import atomic_write_text
+
+    doc = {"format": "gankit drawn points", "version": 1, "std": mixture.std,
+           "points": [[float(c) for c in p] for p in mixture.means]}  # floats by repr: read back exactly
+    return atomic_write_text(Path(folder) / POINTS_FILE, json.dumps(doc) + "\n")
+
+
+def read_points(folder: str | Path) -> Mixture:
+    """The drawn points saved in ``folder/points.json`` (by the lab's "Save run"), as their mixture; a one-line
+    :class:`GankitError` when the file is missing or is not 1 to 10,000 points of finite numbers."""
+    path = Path(folder).expanduser() / POINTS_FILE
+    fix = "save the run again from 'gankit lab', or pass --data-dir FOLDER holding the points.json it saved"
+    try:
+        doc = json.loads(path.read_text())
+        pts = np.asarray(doc["points"], np.float64)
+        std = float(doc["std"])
+    except FileNotFoundError:
+        raise GankitError(f"{path} is missing: a run of drawn points is scored against them; {fix}") from None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+        why = f"{type(e).__name__}: {e}".splitlines()[0][:120]
+        raise GankitError(f"{path}: unreadable drawn points ({why}); {fix}") from None
+    if pts.ndim != 2 or pts.shape[1] not in (1, 2) or not 1 <= len(pts) <= MAX_POINTS_FILE:
+        raise GankitError(f"{path}: points must be a list of 1 to {MAX_POINTS_FILE:,} [x, y] pairs, got an array "
+                          f"of shape {pts.shape}; {fix}")
+    if not (np.isfinite(pts).all() and math.isfinite(std) and std > 0):
+        raise GankitError(f"{path}: points and std must be finite numbers and std > 0; {fix}")
+    return drawn_mixture(pts, std)
 
 
 def load_mixture(name: str, size: int | None, seed: int):

@@ -5,8 +5,11 @@ text, ``data-i18n-title``, ``data-i18n-placeholder``, ``data-i18n-aria`` and ``d
 attributes) and scripts call ``t("key", {name: value})`` (``{name}`` placeholders). The server embeds every
 catalogue into the page, so switching language needs no request and works offline.
 
-Keys are namespaced by their user: ``lab.*`` (the GAN lab), ``studio.*`` (``gankit serve``), ``theory.*`` (the
-``gankit theory`` report, filled in Python); text several pages share goes under ``common.*``. This package
+Keys are namespaced by their user: ``lab.*`` (the GAN lab), ``studio.*`` (``gankit serve``: its page, and in
+Python its API's error messages, score labels and charts), ``theory.*`` (the ``gankit theory`` report and its
+figures, filled in Python); text several pages share goes under ``common.*``. Python fills a text with
+:func:`text`; :class:`Message` holds a key and its values until the language is known (an API error is written
+in English and in the request's language). This package
 imports nothing but :mod:`gankit.errors`, so the studio and the theory report use it without the lab (which
 imports the trainer). tests/lab/test_app.py checks both catalogues against every key the three users name.
 """
@@ -49,6 +52,31 @@ def catalogue(lang: str, prefix: str = "") -> dict[str, str]:
 def placeholders(text: str) -> set[str]:
     """The ``{name}`` placeholders in a catalogue text (the test checks that every language has the same)."""
     return set(_PLACEHOLDER.findall(text))
+
+
+def fill(template: str, values: dict) -> str:
+    """``template`` with each ``{name}`` replaced by ``str(values[name])``; a missing value is a KeyError, never a
+    "{name}" left in the text."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
+
+
+def text(lang: str, key: str, /, **values) -> str:
+    """The text of ``key`` in ``lang``, its placeholders filled from ``values`` (already formatted)."""
+    return fill(catalogue(lang)[key], values)
+
+
+class Message:
+    """A catalogue text before its language is chosen: ``Message("studio.error.no_run", run="'x'", ...)``.
+    ``str()`` is the English text."""
+
+    def __init__(self, key: str, /, **values):
+        self.key, self.values = key, values
+
+    def text(self, lang: str = DEFAULT) -> str:
+        return text(lang, self.key, **self.values)
+
+    def __str__(self) -> str:
+        return self.text(DEFAULT)
 
 
 def page_script(prefix: str, lang: str) -> str:

@@ -1,5 +1,5 @@
-"""The GAN lab's engine: a lesson's state (:class:`LabState`, the page's URL), a real gankit run that trains a few
-steps at a time (:class:`Lab`), and the frames the page draws.
+"""The GAN lab's engine: a real gankit run that trains a few steps at a time (:class:`Lab`) for a lesson's state
+(:class:`~gankit.lab.state.LabState`, the page's URL; importable from here too), and the frames the page draws.
 
 A lab step IS a training step: :class:`Lab` builds gankit's own :class:`~gankit.training.loop.Trainer` from the
 ``gan-ring8`` preset and calls its step object (``trainer.train_step``) on batches gathered exactly as
@@ -40,12 +40,9 @@ as null; n = 48 cells per axis in 2-D, 200 in 1-D):
 from __future__ import annotations
 
 import math
-import re
 import shutil
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote_plus
 
 import numpy as np
 import torch
@@ -53,17 +50,11 @@ import torch.nn.functional as F
 
 from ..config import RunConfig, preset_config
 from ..data import Dataset
-from ..data.toy import Mixture, get_mixture
+from ..data.toy import DRAWN, Mixture, drawn_mixture, get_mixture, write_points
 from ..errors import GankitError
+from .state import (BLOB_STD, DATA, FLOAT_RANGES, INT_RANGES, LOSSES, MAX_POINTS,  # noqa: F401 (re-exported)
+                    POINT_LIMIT, LabState)
 
-DATA = ("ring8", "grid25", "mog1d", "drawn")
-LOSSES = ("nonsaturating", "minimax")  # the losses whose D* is p_data / (p_data + p_g) (Goodfellow et al. 2014)
-MAX_POINTS = 200
-POINT_LIMIT = 10.0  # |coordinate| of a drawn point
-BLOB_STD = 0.05  # each drawn point is a Gaussian blob of this std, so p_data has a density
-INT_RANGES = {"d_steps": (1, 10), "pack": (1, 8), "g_width": (8, 512), "d_width": (8, 512), "z_dim": (1, 2),
-              "batch": (8, 1024), "seed": (0, 2**31 - 1), "speed": (1, 200)}
-FLOAT_RANGES = {"g_lr": (1e-6, 1.0), "d_lr": (1e-6, 1.0)}
 LAYERS = 3  # hidden layers of G and D
 DATA_SIZE = 50_000  # points in the lab's training set
 GRID = 48  # cells per axis of the 2-D grid
@@ -72,119 +63,6 @@ N_SHOW, N_KDE, N_ARROWS, N_FRESH = 500, 2000, 40, 256
 ARROW_FRACTION = 0.08  # the longest arrow, as a fraction of the plot's width
 MAX_CURVE_ROWS = 2000
 EXTENTS = {"ring8": (-1.5, 1.5), "grid25": (-5.5, 5.5), "mog1d": (-5.5, 5.5)}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The lesson's state: the page's URL.
-
-@dataclass(frozen=True)
-class LabState:
-    """Everything a lesson is; :meth:`to_query` / :meth:`from_query` are its URL query, exactly round-tripped.
-
-    ``data``: ring8 | grid25 | mog1d | drawn; ``points``: the drawn (x, y) points (1 to 200 for ``drawn``; each a
-    Gaussian blob of std 0.05); ``speed``: full training steps per frame (small = slow motion). ``batch`` must be
-    a multiple of ``pack`` (D judges packs of ``pack`` samples)."""
-
-    data: str = "ring8"
-    points: tuple[tuple[float, float], ...] = ()
-    loss: str = "nonsaturating"
-    g_lr: float = 1e-3
-    d_lr: float = 1e-3
-    d_steps: int = 1
-    pack: int = 1
-    g_width: int = 128
-    d_width: int = 128
-    z_dim: int = 2
-    batch: int = 128
-    seed: int = 0
-    speed: int = 10
-
-    def __post_init__(self) -> None:
-        for key, choices in (("data", DATA), ("loss", LOSSES)):
-            if getattr(self, key) not in choices:
-                raise GankitError(f"lab: {key} must be one of {', '.join(choices)}; got {getattr(self, key)!r}")
-        for key, (lo, hi) in INT_RANGES.items():
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise GankitError(f"lab: {key} must be an integer in [{lo}, {hi}], got {v!r}")
-        for key, (lo, hi) in FLOAT_RANGES.items():
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:  # NaN fails too
-                raise GankitError(f"lab: {key} must be a number in [{lo:g}, {hi:g}], got {v!r}")
-            object.__setattr__(self, key, float(v))
-        try:
-            pts = tuple((float(x), float(y)) for x, y in self.points)
-        except (TypeError, ValueError):
-            raise GankitError("lab: points must be (x, y) pairs of numbers") from None
-        if len(pts) > MAX_POINTS or any(not abs(c) <= POINT_LIMIT for p in pts for c in p):
-            raise GankitError(f"lab: points must be at most {MAX_POINTS} (x, y) pairs with coordinates in "
-                              f"[-{POINT_LIMIT:g}, {POINT_LIMIT:g}], got {len(pts)} points")
-        object.__setattr__(self, "points", pts)
-        if self.data == "drawn" and not pts:
-            raise GankitError(f"lab: data=drawn needs points: 1 to {MAX_POINTS} (x, y) pairs")
-        if self.batch % self.pack:
-            raise GankitError(f"lab: batch must be a multiple of pack ({self.pack}), got {self.batch}")
-
-    def to_query(self) -> str:
-        """``data=ring8&points=0.1,0.2;0.3,-0.4&loss=...``: every key, floats written by ``repr`` (exact)."""
-        parts = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "points":
-                if not v:
-                    continue
-                text = ";".join(f"{x!r},{y!r}" for x, y in v)
-            else:
-                text = repr(v) if isinstance(v, float) else str(v)
-            parts.append(f"{f.name}={quote(text, safe=',;.-')}")
-        return "&".join(parts)
-
-    @classmethod
-    def from_query(cls, query: str) -> "LabState":
-        """The state of a URL query (a leading ``?`` allowed); missing keys take their defaults, unknown or
-        repeated keys and bad values are refused with a one-line :class:`GankitError`."""
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for part in query.lstrip("?").split("&"):
-            if not part:
-                continue
-            key, eq, text = part.partition("=")
-            key, text = unquote_plus(key), unquote_plus(text)
-            if key not in known:
-                raise GankitError(f"lab: unknown key {key!r}; keys: {', '.join(sorted(known))}")
-            if key in values:
-                raise GankitError(f"lab: key {key!r} given twice")
-            if not eq:
-                raise GankitError(f"lab: key {key!r} has no value ({key}=...)")
-            values[key] = _parse(key, text)
-        return cls(**values)
-
-
-def _parse(key: str, text: str) -> Any:
-    if key in INT_RANGES:
-        if not re.fullmatch(r"[+-]?\d{1,12}", text):
-            lo, hi = INT_RANGES[key]
-            raise GankitError(f"lab: {key} must be an integer in [{lo}, {hi}], got {text!r}")
-        return int(text)
-    if key in FLOAT_RANGES:
-        try:
-            return float(text)
-        except ValueError:
-            lo, hi = FLOAT_RANGES[key]
-            raise GankitError(f"lab: {key} must be a number in [{lo:g}, {hi:g}], got {text!r}") from None
-    if key == "points":
-        pts = []
-        for pair in text.split(";") if text else []:
-            xy = pair.split(",")
-            try:
-                if len(xy) != 2:
-                    raise ValueError
-                pts.append((float(xy[0]), float(xy[1])))
-            except ValueError:
-                raise GankitError(f"lab: points must be 'x,y;x,y;...' (at most {MAX_POINTS} pairs), got "
-                                  f"{pair[:40]!r}") from None
-        return tuple(pts)
-    return text
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -274,8 +152,8 @@ def jsd_bound(p: np.ndarray, q: np.ndarray) -> float:
 
 def lab_mixture(state: LabState) -> Mixture:
     """p_data: a gankit mixture, or for drawn points the mixture of their blobs."""
-    if state.data == "drawn":
-        return Mixture("drawn", np.asarray(state.points, np.float64), BLOB_STD)
+    if state.data == DRAWN:
+        return drawn_mixture(state.points, BLOB_STD)
     return get_mixture(state.data)
 
 
@@ -532,8 +410,9 @@ class Lab:
 
     # -- saving ---------------------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:
-        """Write the run's checkpoint, final samples, loss plot, config and manifest, then copy the run folder to
-        ``out`` (new or empty): ``gankit eval/serve/report out`` read it like any run."""
+        """Write the run's checkpoint, final samples, loss plot, config and manifest (and for drawn points
+        ``points.json``, the data ``gankit eval`` scores against), then copy the run folder to ``out`` (new or
+        empty): ``gankit eval/serve/report out`` read it like any run."""
         from ..lock import LOCK_FILE
         from ..rundir import plot_losses
 
@@ -544,6 +423,8 @@ class Lab:
         t.write_grid("final.png")
         plot_losses(t.run_dir / "log.csv", t.run_dir / "loss.png")
         t.write_manifest({"step": t.step_kind, "cuda_graphs": False, "lab": self.state.to_query()})
+        if self.state.data == DRAWN:  # the run's own data: gankit eval scores it against these points
+            write_points(t.run_dir, self.mixture)
         shutil.copytree(t.run_dir, out, ignore=shutil.ignore_patterns(LOCK_FILE, ".*.tmp"), dirs_exist_ok=True)
         return out
 

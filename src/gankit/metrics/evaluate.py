@@ -296,11 +296,15 @@ def format_report(report: dict) -> str:
             lines.append(f"{'':<12} warning: {res['warning']}")
         if res.get("caveat"):  # a protocol kept for parity, with its own warning (parzen)
             lines.append(f"{'':<12} caveat: {res['caveat']}")
+        if res.get("note"):  # what the numbers count (modes2d on drawn points: clusters)
+            lines.append(f"{'':<12} note: {res['note']}")
     ev = report.get("evaluator")
     if ev:
         origin = f" ({ev['origin']})" if ev.get("origin") else ""
-        lines.append(f"evaluator: {ev['family']}{origin} sha256:{ev['sha256'][:16]} test accuracy "
-                     f"{100 * ev['test_accuracy']:.2f}%, features {ev['feature_layer']} ({ev['feature_dim']}-d)")
+        # point data has no classifier (gankit.metrics.points): no accuracy, the sha256 names the real points
+        acc = f" test accuracy {100 * ev['test_accuracy']:.2f}%," if "test_accuracy" in ev else ""
+        lines.append(f"evaluator: {ev['family']}{origin} sha256:{ev['sha256'][:16]}{acc} features "
+                     f"{ev['feature_layer']} ({ev['feature_dim']}-d)")
         lines.append("  scores are comparable only between reports with this checksum")
     return "\n".join(lines)
 

@@ -11,27 +11,37 @@ Load G, the evaluator, the real splits, the reference statistics (with the real-
 The evaluator, the real splits and the reference are built on first use and kept per dataset, so scoring a
 ``--seeds`` folder, every epoch of a run, or every run of a table computes the real side once. Generators load
 through :mod:`gankit.generator`: nothing here imports the trainer.
+
+Point data (ring8, grid25, mog1d, and ``drawn``: the points of a run saved by ``gankit lab``, read from the run
+folder's points.json) is scored in the plane against its own mixture: see :mod:`gankit.metrics.points`.
 """
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from ..config import DataConfig
+from ..data.toy import DRAWN
 from ..errors import GankitError
 from .evaluate import MetricSpec, Reference, evaluate, generator_sampler, parse_metrics
 from .evaluator import STACKED, load_evaluator, real_splits
 from .mixtures import MIXTURES
+from .points import PointEvaluator, check_point_metrics, point_mixture, point_splits
+
+DRAWN_METRICS = "modes2d,fd,kid,pr,dc"  # arbitrary drawn points: their clusters, and the clouds compared in the plane
 
 
 def default_metrics(dataset: str) -> str:
     """The metrics ``gankit eval`` scores when none are named: the dataset's protocol, else the feature set."""
     if dataset in MIXTURES:
         return "modes2d"
+    if dataset == DRAWN:
+        return DRAWN_METRICS
     if dataset in STACKED:
         return "stacked"
     return "fd,kid,is,pr,dc,classes"
@@ -53,7 +63,7 @@ class RealSide:
     data: DataConfig
     specs: list[MetricSpec]
     evaluator: Any
-    mixture: str | None
+    mixture: Any  # the point data's Mixture (modes2d, the real splits), or None for images
     real_train: Any
     real_test: Any
     reference: Reference | None
@@ -107,16 +117,21 @@ class Scorer:
         if data in self._sides:
             return self._sides[data]
         specs = parse_metrics(self.metrics or default_metrics(data.name), self.n)
-        mixture = data.name if data.name in MIXTURES else None
+        mixture = point_mixture(data)  # points: scored in the plane against their own mixture
+        if mixture is not None:
+            check_point_metrics([s.kind for s in specs], data)
         evaluator = None
         if any(s.needs_features for s in specs):
-            evaluator = load_evaluator(data, source=self.evaluator_source, device=self.device, log=self.log)
+            evaluator = (PointEvaluator(mixture) if mixture is not None else
+                         load_evaluator(data, source=self.evaluator_source, device=self.device, log=self.log))
         streamed = [s for s in specs if s.metric.streamed]
         need_test = any(s.metric.real_n or s.metric.real_data or not s.metric.streamed for s in specs)
         need_train = any(s.metric.real_data for s in specs) or (
             self.floor and any(s.metric.floor_sampler is None for s in streamed))
         train = test = None
-        if mixture is None and (need_test or need_train):
+        if mixture is not None and (need_test or need_train):
+            train, test = point_splits(mixture, data, max(s.n for s in specs))
+        elif need_test or need_train:
             train, test = real_splits(data, self.log)
         reference = None
         if streamed:
@@ -156,6 +171,9 @@ class Scorer:
 
         g = load(run_or_checkpoint, device=self.device)
         data = self.resolve_data(g.config.data, g.img_shape)
+        if data.name == DRAWN and not data.dir:  # drawn points live in the run folder (gankit lab's points.json)
+            ckpt = Path(g.path)
+            data = replace(data, dir=str(ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent))
         report = self.score_generator(g.G, g.z_dim, data, num_classes=num_classes(g.config.model))
         report["run"] = {"checkpoint": str(g.path), "step": g.step, "dataset": data.name, "seed": self.seed}
         return report

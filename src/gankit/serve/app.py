@@ -13,7 +13,10 @@ Endpoints (all GET; parameters in the query string, validated by :mod:`.params`)
 - ``/api/interp.png`` and ``/api/interp.gif`` ``?run=&seed_a=&seed_b=&steps=&scale=&label=&mode=&zoom=``:
   a latent interpolation as a strip or as a looping animation.
 
-Bad requests get a 4xx JSON ``{"error": message}``. Images are cached by (endpoint, run, checkpoint version,
+Every endpoint also takes ``lang=en|zh`` (default: ``gankit serve --lang``), the language of its words: score
+labels, chart text and error messages. Bad requests get a 4xx JSON ``{"error", "code", "message"}``: ``error``
+the English message, ``code`` a stable name for programs (e.g. ``no_run``), ``message`` the text in the
+request's language (the page shows it). Images are cached by (endpoint, run, checkpoint version,
 validated options), so equal requests with differently spelled numbers share an entry.
 """
 from __future__ import annotations
@@ -83,8 +86,11 @@ class ResponseCache:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
+    """A 4xx answer: ``key`` names its text in the catalogues (``studio.error.*``), ``values`` fill it in."""
+
+    def __init__(self, status: int, key: str, /, **values):
+        self.message = i18n.Message(key, **values)
+        super().__init__(str(self.message))
         self.status = status
 
 
@@ -103,15 +109,15 @@ class Studio:
         run = self.runs.get(run_id)
         if run is None:
             shown = ", ".join(list(self.runs)[:10]) + (" ..." if len(self.runs) > 10 else "")
-            raise HttpError(404, f"no run {run_id[:80]!r}; runs served: {shown}")
+            raise HttpError(404, "studio.error.no_run", run=repr(run_id[:80]), shown=shown)
         return run
 
     def _label(self, gen, label: int | None) -> int:
         k = num_classes(gen)
         if label is not None and k == 0:
-            raise HttpError(400, "this run's generator is unconditional; drop the 'label' parameter")
+            raise HttpError(400, "studio.error.unconditional")
         if label is not None and label >= k:
-            raise HttpError(400, f"parameter 'label' must be between 0 and {k - 1} for this run, got {label}")
+            raise HttpError(400, "studio.error.label_range", max=k - 1, got=label)
         return k
 
     def image(self, endpoint: str, p: dict[str, Any]) -> tuple[bytes, str, bool]:
@@ -126,8 +132,7 @@ class Studio:
         k = self._label(gen, p["label"])
         if len(gen.img_shape) != 3:  # a generator of points (toy mixtures), not of images
             if endpoint != "grid":
-                raise HttpError(400, "this run generates points, not images: interpolation strips need images; "
-                                     "use /api/grid.png for a scatter plot")
+                raise HttpError(400, "studio.error.points_not_images")
             size = render.POINTS_SIZE * p["zoom"]
             self._check_pixels(size, size)
             z = render.latents(gen.z_dim, p["n"], p["seed"], p["scale"])
@@ -140,7 +145,7 @@ class Studio:
         if endpoint == "grid":
             n, nrow = p["n"], p["nrow"]
             if nrow is not None and nrow > n:
-                raise HttpError(400, f"parameter 'nrow' ({nrow}) must not exceed 'n' ({n})")
+                raise HttpError(400, "studio.error.nrow", nrow=nrow, n=n)
             width, height = render.grid_shape(n, gen.img_shape, nrow, p["zoom"])
             self._check_pixels(width, height)
             z = render.latents(gen.z_dim, n, p["seed"], p["scale"])
@@ -166,19 +171,20 @@ class Studio:
     @staticmethod
     def _check_pixels(width: int, height: int) -> None:
         if width * height > MAX_PIXELS:
-            raise HttpError(400, f"the image would be {width}x{height} pixels, more than {MAX_PIXELS:,}; "
-                                 f"lower 'n', 'steps' or 'zoom'")
+            raise HttpError(400, "studio.error.too_many_pixels", w=width, h=height, max=f"{MAX_PIXELS:,}")
 
 
 def _params(request: Request, endpoint: str) -> dict[str, Any]:
     try:
         return parse(request.query_params.multi_items(), SPECS[endpoint])
     except ParamError as e:
-        raise HttpError(400, str(e)) from None
+        raise HttpError(400, e.message.key, **e.message.values) from None
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
+def _error(status: int, message: i18n.Message, lang: str) -> JSONResponse:
+    """``{"error": English text, "code": the key's last part, "message": the text in ``lang``}``."""
+    return JSONResponse({"error": str(message), "code": message.key.rsplit(".", 1)[-1],
+                         "message": message.text(lang)}, status_code=status, headers=SECURITY_HEADERS)
 
 
 def render_page(lang: str) -> str:
@@ -196,14 +202,16 @@ def create_app(runs: dict[str, Run], *, lang: str = "en", allowed_hosts: list[st
     studio = Studio(runs, cache)
     pages = {name: render_page(name) for name in i18n.LANGUAGES}
 
+    def words(request: Request) -> str:
+        """The request's language: its ``lang`` parameter when that names one, else the server's."""
+        want = request.query_params.get("lang")
+        return want if want in i18n.LANGUAGES else lang
+
     def index(request: Request) -> Response:
         want = request.query_params.get("lang", lang)
         if want not in pages:
-            raise HttpError(400, f"no page in language {want[:20]!r}; choose lang= one of {', '.join(pages)}")
-        try:
-            parse([(k, v) for k, v in request.query_params.multi_items() if k != "lang"], SPECS["runs"])
-        except ParamError as e:
-            raise HttpError(400, str(e)) from None
+            raise HttpError(400, "studio.error.page_lang", lang=repr(want[:20]), choices=", ".join(pages))
+        _params(request, "runs")
         return HTMLResponse(pages[want], headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP})
 
     def api_index(request: Request) -> Response:
@@ -232,16 +240,18 @@ def create_app(runs: dict[str, Run], *, lang: str = "en", allowed_hosts: list[st
 
     def api_card(request: Request) -> Response:
         p = _params(request, "card")
-        return JSONResponse(card(studio.run(p["run"])), headers=SECURITY_HEADERS)
+        return JSONResponse(card(studio.run(p["run"]), words(request)), headers=SECURITY_HEADERS)
 
     def api_charts(request: Request) -> Response:
         p = _params(request, "charts")
-        rows = evaluations(studio.run(p["run"]))
-        return JSONResponse([{"label": lab, "svg": svg} for lab, svg in charts(rows)], headers=SECURITY_HEADERS)
+        rows = evaluations(studio.run(p["run"]), words(request))
+        return JSONResponse([{"label": lab, "svg": svg} for lab, svg in charts(rows, words(request))],
+                            headers=SECURITY_HEADERS)
 
     def image_endpoint(endpoint: str, media_type: str):
         def handler(request: Request) -> Response:
             p = _params(request, endpoint)
+            p.pop("lang")  # words only: the same image (and cache entry) in every language
             body, etag, hit = studio.image(endpoint, p)
             headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": "no-cache",
                        "X-Gankit-Cache": "hit" if hit else "miss"}
@@ -251,15 +261,20 @@ def create_app(runs: dict[str, Run], *, lang: str = "en", allowed_hosts: list[st
         return handler
 
     async def http_error(request: Request, exc: Exception) -> Response:
+        said = words(request)
         if isinstance(exc, HttpError):
-            return _error(exc.status, str(exc))
+            return _error(exc.status, exc.message, said)
         if isinstance(exc, HTTPException):
-            msg = {404: f"no such page {request.url.path[:80]!r}; see /api for the endpoints",
-                   405: f"method {request.method} not allowed; the API takes GET"}.get(exc.status_code, exc.detail)
-            return _error(exc.status_code, msg)
+            if exc.status_code == 404:
+                msg = i18n.Message("studio.error.no_such_page", path=repr(request.url.path[:80]))
+            elif exc.status_code == 405:
+                msg = i18n.Message("studio.error.method", method=request.method)
+            else:
+                msg = i18n.Message("studio.error.http", status=exc.status_code, detail=exc.detail)
+            return _error(exc.status_code, msg, said)
         if isinstance(exc, GankitError):  # a run that cannot be loaded: the server's problem, not the request's
-            return _error(503, str(exc))
-        return _error(500, f"internal error ({type(exc).__name__}); please report it")
+            return _error(503, i18n.Message("studio.error.run_unavailable", reason=str(exc)), said)
+        return _error(500, i18n.Message("studio.error.internal", kind=type(exc).__name__), said)
 
     routes = [
         Route("/", index), Route("/api", api_index), Route("/api/runs", api_runs), Route("/api/card", api_card),

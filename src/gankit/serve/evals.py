@@ -12,6 +12,9 @@ A *result* is what :mod:`gankit.metrics.evaluate` computes for one metric name, 
 "n_fake": 5000, "n_real": 1797, "floor": {"fd": 0.41, "n_fake": 5000, ...}}``. Each of its numbers is one
 *score* (``fd``, ``kid``, ``precision``, ``recall``, ``classes_reached``, ...) except sample counts, sizes and
 spreads (``kid_std``, ``is_std``, ``se``), which are shown next to the score they belong to.
+
+Labels and chart text come in English or Chinese (``lang``) from the ``studio.*`` catalogue keys; the metric
+names (``fd5k``, ``pr5k_k3``) are the same in every language, only the words for the scores change.
 """
 from __future__ import annotations
 
@@ -21,12 +24,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import i18n
 from .svgplot import line_chart
 
 METRICS_FILE = "metrics.jsonl"  # written by gankit.metrics.callback (the serve package does not import it)
 MAX_FILE_BYTES = 16 * 2**20  # larger files are not evaluation reports
 NOT_SCORES = {"n_fake", "n_real", "n", "num_classes", "num_modes", "sigma", "se", "epoch", "seconds", "step"}
-FLOOR_NAME = "real-vs-real floor"
+# The words of a score that names a part of its metric (``pr5k_k3 precision``); other scores keep their name.
+SCORE_WORDS = {"precision": "studio.score.precision", "recall": "studio.score.recall",
+               "density": "studio.score.density", "coverage": "studio.score.coverage",
+               "classes_reached": "studio.score.classes_reached", "kl_to_real": "studio.score.kl_to_real",
+               "modes": "studio.score.modes", "kl_to_uniform": "studio.score.kl_to_uniform",
+               "high_quality": "studio.score.high_quality", "log_likelihood": "studio.score.log_likelihood"}
 
 
 def _number(v: Any) -> bool:
@@ -54,13 +63,17 @@ def _spread(res: dict, key: str) -> float | None:
     return s if _number(s) else None
 
 
-def label(metric: str, score: str) -> str:
-    """``fd5k`` for the score ``fd`` of metric ``fd5k``; ``pr5k_k3 precision`` where the score names a part."""
+def label(metric: str, score: str, lang: str = "en") -> str:
+    """``fd5k`` for the score ``fd`` of metric ``fd5k``; ``pr5k_k3 precision`` where the score names a part
+    (``pr5k_k3 精确率`` in Chinese)."""
     kind = re.match(r"[a-z]*", metric).group(0)  # type: ignore[union-attr]
-    return metric if score == kind else f"{metric} {score}"
+    if score == kind:
+        return metric
+    word = i18n.text(lang, SCORE_WORDS[score]) if score in SCORE_WORDS else score
+    return f"{metric} {word}"
 
 
-def _rows(step: int, source: str, metrics: Any) -> list[dict[str, Any]]:
+def _rows(step: int, source: str, metrics: Any, lang: str = "en") -> list[dict[str, Any]]:
     if not isinstance(metrics, dict):
         return []
     out = []
@@ -74,7 +87,7 @@ def _rows(step: int, source: str, metrics: Any) -> list[dict[str, Any]]:
             fl = floor.get(key) if _number(floor.get(key)) else None
             sp = _spread(res, key)
             out.append({"step": step, "source": source, "metric": str(name), "score": key,
-                        "label": label(str(name), key), "value": _json(v), "spread": _json(sp),
+                        "label": label(str(name), key, lang), "value": _json(v), "spread": _json(sp),
                         "floor": _json(fl), "n_fake": res.get("n_fake") if _number(res.get("n_fake")) else None,
                         "text": fmt(v) + (f" ± {fmt(sp)}" if sp is not None else ""),
                         "floor_text": fmt(fl) if fl is not None else ""})
@@ -109,13 +122,14 @@ def eval_report_step(obj: Any) -> int | None:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
-def read_evaluations(run_dir: Path | None, root: Path | None = None) -> list[dict[str, Any]]:
-    """Every score of every evaluation of ``run_dir``, one row each, sorted by step (then source and label).
+def read_evaluations(run_dir: Path | None, root: Path | None = None, lang: str = "en") -> list[dict[str, Any]]:
+    """Every score of every evaluation of ``run_dir``, one row each, sorted by step (then source, metric, score).
 
     A row: ``{"step", "source" (the file), "metric" (e.g. "pr5k_k3"), "score" (e.g. "precision"), "label"
     ("pr5k_k3 precision"), "value", "spread" (± where the metric has one), "floor" (the real-vs-real floor of
     this score, or None), "n_fake", "text", "floor_text"}``. ``root``: a resolved folder; files whose real
-    path is outside it are not read. Lines and files that do not parse are skipped."""
+    path is outside it are not read; ``lang``: the labels' language. Lines and files that do not parse are
+    skipped."""
     if run_dir is None:
         return []
     rows: list[dict[str, Any]] = []
@@ -123,7 +137,7 @@ def read_evaluations(run_dir: Path | None, root: Path | None = None) -> list[dic
     for line in (text or "").splitlines():
         rec = _load(line)
         if isinstance(rec, dict) and isinstance(rec.get("step"), int) and not isinstance(rec["step"], bool):
-            rows += _rows(rec["step"], METRICS_FILE, rec.get("metrics"))
+            rows += _rows(rec["step"], METRICS_FILE, rec.get("metrics"), lang)
     try:
         candidates = sorted(run_dir.glob("*.json"))
     except OSError:
@@ -134,11 +148,12 @@ def read_evaluations(run_dir: Path | None, root: Path | None = None) -> list[dic
         step = eval_report_step(obj)
         if step is None:
             continue
-        rows += _rows(step, path.name, obj["metrics"])
+        rows += _rows(step, path.name, obj["metrics"], lang)
         inc = obj.get("inception")  # torch-fidelity's scores, when the report asked for ifid/ikid/iis
         if isinstance(inc, dict) and isinstance(inc.get("inception"), dict):
-            rows += _rows(step, path.name, {"inception": {**inc["inception"], "n_fake": inc.get("n_fake")}})
-    return sorted(rows, key=lambda r: (r["step"], r["source"] != METRICS_FILE, r["source"], r["label"]))
+            rows += _rows(step, path.name, {"inception": {**inc["inception"], "n_fake": inc.get("n_fake")}}, lang)
+    # sorted by the names, not by the labels, so every language lists the scores in the same order
+    return sorted(rows, key=lambda r: (r["step"], r["source"] != METRICS_FILE, r["source"], r["metric"], r["score"]))
 
 
 def _float(v: Any) -> float:
@@ -148,10 +163,13 @@ def _float(v: Any) -> float:
         return math.nan
 
 
-def charts(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def charts(rows: list[dict[str, Any]], lang: str = "en") -> list[tuple[str, str]]:
     """One SVG line chart per score label: its value against step, with its real-vs-real floor as a dashed
     line (one level when every evaluation had the same floor, else a second curve), all on the same step axis.
+    ``lang``: the language of the axis title and legend (the rows' labels are already in theirs).
     [(label, svg), ...]"""
+    floor_name, step = i18n.text(lang, "studio.col.floor"), i18n.text(lang, "studio.col.step")
+    no_data = i18n.text(lang, "studio.chart.no_data")
     out = []
     xlim = (min((r["step"] for r in rows), default=0), max((r["step"] for r in rows), default=0))
     for lab in dict.fromkeys(r["label"] for r in rows):
@@ -164,6 +182,7 @@ def charts(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
         if len(levels) == 1 and math.isfinite(next(iter(levels))):
             hline = next(iter(levels))
         elif floors:
-            series.append((FLOOR_NAME, [s for s, _ in floors], [v for _, v in floors]))
-        out.append((lab, line_chart(series, lab, hline=hline, hline_label=FLOOR_NAME, xlim=xlim)))
+            series.append((floor_name, [s for s, _ in floors], [v for _, v in floors]))
+        out.append((lab, line_chart(series, lab, xlabel=step, hline=hline, hline_label=floor_name, xlim=xlim,
+                                    no_data=no_data)))
     return out

@@ -156,13 +156,15 @@ def _finite(v: Any) -> Any:
     return v
 
 
-def evaluations(run: Run) -> list[dict[str, Any]]:
-    """Every score of every evaluation of the run (rows of :func:`gankit.serve.evals.read_evaluations`)."""
-    return read_evaluations(run.run_dir, run.root)
+def evaluations(run: Run, lang: str = "en") -> list[dict[str, Any]]:
+    """Every score of every evaluation of the run (rows of :func:`gankit.serve.evals.read_evaluations`),
+    labelled in ``lang``."""
+    return read_evaluations(run.run_dir, run.root, lang)
 
 
-def card(run: Run) -> dict[str, Any]:
-    """The model card: what was trained on what, for how long, and how it scored (JSON-ready)."""
+def card(run: Run, lang: str = "en") -> dict[str, Any]:
+    """The model card: what was trained on what, for how long, and how it scored (JSON-ready; the scores'
+    labels in ``lang``)."""
     gen = run.generator()
     manifest = _read_json(run, "manifest.json")
     cfg = gen.config
@@ -183,6 +185,6 @@ def card(run: Run) -> dict[str, Any]:
         "num_classes": k,
         "started": manifest.get("started"),
         "git_revision": manifest.get("git_revision"),
-        "evaluations": evaluations(run),
+        "evaluations": evaluations(run, lang),
         "config": cfg.to_dict(),
     })

@@ -44,10 +44,12 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 600) -> tuple[np.
 
 def line_chart(series: list[tuple[str, list[float], list[float]]], title: str, xlabel: str = "step",
                ylim: tuple[float, float] | None = None, hline: float | None = None,
-               hline_label: str | None = None, xlim: tuple[float, float] | None = None) -> str:
+               hline_label: str | None = None, xlim: tuple[float, float] | None = None,
+               no_data: str = "no data") -> str:
     """An SVG chart of ``series`` = [(label, xs, ys), ...]; non-finite points are dropped. ``hline``: a level
     drawn dashed across the chart (inside the y range unless ``ylim`` is given), named in the legend by
-    ``hline_label``. ``xlim``: the x range (default: the data's), e.g. to share one axis across charts."""
+    ``hline_label``. ``xlim``: the x range (default: the data's), e.g. to share one axis across charts.
+    Every word drawn is an argument (the caller's language); ``no_data`` is shown when no point is finite."""
     clean = []
     for label, xs, ys in series:
         x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
@@ -58,7 +60,7 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], title: str, x
            f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
            f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="600">{escape(title)}</text>']
     if not clean:
-        out.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" fill="#667085">no data</text></svg>')
+        out.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" fill="#667085">{escape(no_data)}</text></svg>')
         return "".join(out)
     x0 = min(float(c[1].min()) for c in clean)
     x1 = max(float(c[1].max()) for c in clean)

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         results = experiments.run_sections(settings, which, log=lambda m: print(m, file=sys.stderr))
-        figures = {k: plots.PLOTS[k](res, out) for k, res in results.items()}
+        figures = plots.draw(results, out, args.lang, log=lambda m: print(m, file=sys.stderr))
     finally:
         torch.set_num_threads(threads_before)
     cmd = "gankit theory" + (" --quick" if args.quick else "") + (
