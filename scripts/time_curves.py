@@ -10,7 +10,8 @@ Each preset trains as ``gankit train --preset P --time B`` would (its own config
 train.device cpu and --override changed) in ``RUNS/PRESET/seedS``. Seed 0 runs every budget: the 2m point
 resumes the 1m run with ``train.time_limit`` 2m - 1m, and so on (gankit stops at a step boundary and a resume
 continues exactly, training/budget.py); ``checkpoints/at_2m.pt`` keeps each point. The
-other seeds of ``--seeds-at 5m:3`` train straight to their budget. G (G_ema where kept) then draws --n-samples
+other seeds of ``--seeds-at 5m:3`` train straight to their budget. Each point keeps its preset's config
+fingerprint: when a preset changes, its points are dropped and trained again (``--retrain P`` forces it). G (G_ema where kept) then draws --n-samples
 samples scored by the pinned evaluator: FD, KID, precision/recall (k 3), classes.
 
 Written beside --doc (docs/ZOO.md): ``zoo/time_runs.json``, every point with its scores, steps, seconds, the
@@ -23,6 +24,7 @@ under its own heading when absent; the rest of the file is kept byte for byte).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -50,7 +52,7 @@ GRID_N = 64
 # and DCGAN presets and ~2 min for r3gan-mnist (sampling G); the real side (test features, floor) ~1 min once.
 SCORE_S_PER_10K, REAL_SIDE_S, SETUP_S = 60.0, 60.0, 5.0
 # argv flags that choose what this session does, not what the numbers are: left out of the command in the doc
-SESSION_FLAGS = {"--cached": 0, "--dry-run": 0, "--max-minutes": 1}
+SESSION_FLAGS = {"--cached": 0, "--dry-run": 0, "--max-minutes": 1, "--retrain": 1}
 
 
 def _quiet(*_):
@@ -150,6 +152,27 @@ def base_config(args, preset: str, seed: int):
         "train.checkpoint_every": 0, **args.overrides})
 
 
+def fingerprint(args, preset: str) -> str:
+    """The first 16 hex digits of the SHA-256 of ``preset``'s config as this script trains it (seed 0, no time
+    limit): a point trained under another config (the preset changed since) is stale."""
+    doc = json.dumps(base_config(args, preset, 0).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def drop_stale(args, points: dict, presets: list[str], retrain: set[str]) -> list[str]:
+    """Remove from ``points`` every point of a preset in ``retrain`` or trained under another config than the
+    preset's now; the presets whose points went. Points from before fingerprints were kept get the current one."""
+    gone = set()
+    for preset in presets:
+        now = fingerprint(args, preset)
+        for k in [k for k, rec in points.items() if rec.get("preset") == preset]:
+            rec = points[k]
+            if preset in retrain or rec.setdefault("config_sha", now) != now:
+                del points[k]
+                gone.add(preset)
+    return sorted(gone)
+
+
 def train_point(args, points: dict, preset: str, seed: int, budget: float, info: dict) -> dict | None:
     """Train (or resume) ``preset``'s seed-``seed`` run to ``budget`` seconds of training in all; the point's
     record (``wall_s``: the seconds of every fit of the chain so far, stops included), or None when the point
@@ -165,7 +188,8 @@ def train_point(args, points: dict, preset: str, seed: int, budget: float, info:
         return None  # its shorter budget is not done (a slice ended there): a later session trains both
     base = {"preset": preset, "seed": seed, "budget": format_duration(budget), "budget_s": budget,
             "resumes": format_duration(prev_b) if prev_b else None, "date": time.strftime("%Y-%m-%d", time.gmtime()),
-            "checkpoint": f"{preset}/seed{seed}/checkpoints/{at_name(budget)}"}
+            "checkpoint": f"{preset}/seed{seed}/checkpoints/{at_name(budget)}",
+            "config_sha": fingerprint(args, preset)}
     if prev is not None:
         if not (ckpts / at_name(prev_b)).is_file():
             _say(f"warning: {key(preset, seed, budget)} resumes {ckpts / at_name(prev_b)}, which is missing: "
@@ -439,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the doc whose time-curves region is rewritten; the JSON and PNGs go in its zoo/ folder")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="start no new training once this much wall-clock is spent (rerun to continue)")
+    p.add_argument("--retrain", default="", help="comma-separated presets whose points are dropped and trained again "
+                                                 "(a preset whose config changed is retrained anyway)")
     p.add_argument("--cached", action="store_true", help="write the docs from the JSON alone; train and score nothing")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its estimated minutes; change nothing")
     args = p.parse_args(argv)
@@ -478,6 +504,13 @@ def main(argv: list[str] | None = None) -> int:
         points = load_cache(args.json, protocol)
     except GankitError as e:
         p.error(str(e))
+    retrain = {s.strip() for s in args.retrain.split(",") if s.strip()}
+    stale = drop_stale(args, points, presets, retrain)
+    for preset in stale:
+        _say(f"{preset}: its points were trained under another config (or --retrain): retraining them")
+        (zoo / f"time-{preset}.png").unlink(missing_ok=True)
+    if stale and not args.dry_run:
+        save_cache(args.json, protocol, points)
     todo = [pt for pt in plan(presets, args.budgets, args.seeds_at) if not points.get(key(*pt), {}).get("scores")]
 
     if args.dry_run:

@@ -150,3 +150,32 @@ def test_bad_arguments_are_refused_in_one_line(tc, tmp_path, capsys):
         with pytest.raises(SystemExit):
             tc.main(tiny(tmp_path, "1s", "") + extra)
         assert match in capsys.readouterr().err
+
+
+def test_a_changed_preset_is_retrained_and_retrain_forces_it(tc, curves, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "copy"
+    shutil.copytree(curves[0], root)
+    args = tiny(root, "0.5s,1s", "1s:2")
+    cache = root / "zoo" / "time_runs.json"
+    before = cache.read_text()
+    (fp,) = {p["config_sha"] for p in json.loads(before)["points"].values()}  # one config: one fingerprint
+    assert len(fp) == 16 and int(fp, 16) >= 0
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert tc.main(args + ["--dry-run"]) == 0  # unchanged: nothing to do
+    assert "0 points to do of 3" in capsys.readouterr().out
+    from gankit import config
+
+    desc, over = config.PRESETS["seed"]
+    monkeypatch.setitem(config.PRESETS, "seed", (desc, {**over, "optim.g_lr": 5e-4}))
+    assert tc.main(args + ["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: its points were trained under another config" in out and "3 points to do of 3" in out
+    assert cache.read_text() == before  # a dry run changes nothing
+    assert tc.main(args + ["--cached"]) == 0  # the stale numbers leave the JSON and the doc
+    assert json.loads(cache.read_text())["points"] == {}
+    assert "Not run yet (3)" in (root / "ZOO.md").read_text() and not (root / "zoo" / "time-seed.png").exists()
+    monkeypatch.setitem(config.PRESETS, "seed", (desc, over))
+    (root / "zoo" / "time_runs.json").write_text(before)
+    assert tc.main(args + ["--cached", "--retrain", "seed"]) == 0
+    assert json.loads(cache.read_text())["points"] == {}
+    assert "--retrain" not in region((root / "ZOO.md").read_text())
