@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--preset", help=f"named preset ({', '.join(list_presets())}); default seed")
     t.add_argument("--dataset", help="auto (default), mnist, fashion-mnist, digits, idx, folder, cifar10, "
-                                     "stacked-mnist, ring8, grid25, mog1d")
+                                     "stacked-mnist, ring8, grid25, mog1d, drawn (a gankit lab points.json in "
+                                     "--data-dir)")
     t.add_argument("--data-dir", help="folder with the dataset files (searched first)")
     t.add_argument("--epochs", type=int, help="number of epochs")
     t.add_argument("--steps", type=int, help="number of steps (overrides --epochs)")
@@ -279,15 +280,19 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from dataclasses import replace
+
     from . import api
     from .checkpoint import load_checkpoint, resolve_checkpoint
+    from .data import run_data
 
     if args.seeds or (args.resume and (Path(args.resume) / ENSEMBLE_FILE).is_file()):
         return _train_seeds(args, extra)
     if args.resume:
-        saved = RunConfig.from_dict(load_checkpoint(resolve_checkpoint(args.resume))["config"])
+        ckpt = resolve_checkpoint(args.resume)
+        saved = RunConfig.from_dict(load_checkpoint(ckpt)["config"])
         cfg = build_config(args, extra, base=saved)
-        check_run(args, extra, cfg)
+        check_run(args, extra, replace(cfg, data=run_data(cfg.data, ckpt)))  # drawn points: the run folder's own
         if args.dry_run:
             print(cfg.to_json())
             return 0

@@ -51,7 +51,8 @@ class DataConfig:
     ``name``: ``auto`` (MNIST if present or downloadable, else ``digits``), ``mnist``, ``fashion-mnist``,
     ``digits``, ``idx`` (any folder of MNIST-format files, needs ``dir``), ``folder`` (images, needs ``dir``),
     ``cifar10`` (the python pickle batches), ``stacked-mnist`` (3 digits of ``base`` per image, generated),
-    or the generated mixtures ``ring8``, ``grid25`` (2-D points) and ``mog1d`` (1-D).
+    or the generated mixtures ``ring8``, ``grid25`` (2-D points) and ``mog1d`` (1-D), or ``drawn`` (the points.json
+    of a ``gankit lab`` run in ``dir``; a run the lab saved reads its own folder).
     """
 
     name: str = "auto"
@@ -60,7 +61,7 @@ class DataConfig:
     download: bool = True  # allow downloading known datasets into the user cache
     resolution: int | None = None  # image folders: resize to this square size
     channels: int | None = None  # image folders: 1 (grayscale) or 3 (RGB); None = from the first image
-    seed: int = 0  # generated datasets (ring8, grid25, mog1d, stacked-mnist): the sampling seed
+    seed: int = 0  # generated datasets (ring8, grid25, mog1d, drawn, stacked-mnist): the sampling seed
     size: int | None = None  # generated datasets: examples (None = protocol's: 100,000 points, 128,000 stacks)
     base: str = "mnist"  # stacked-mnist: its MNIST-format source: mnist, fashion-mnist or idx (with data.dir)
 

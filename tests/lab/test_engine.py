@@ -208,7 +208,9 @@ def test_frame_is_json_and_has_the_documented_shapes(tmp_path, state, d):
     assert set(curves) == {"step", "d_updates", "g_updates", "d_loss", "g_loss", "value", "bound", "modes", "hq"}
     assert curves["step"] == [3, 5] and all(len(v) == 2 for v in curves.values())
     assert all(-math.log(4) - 1e-4 <= b <= 1e-4 for b in curves["bound"])  # -log 4 + 2·JSD, JSD in [0, log 2]
-    assert (curves["modes"][0] is None) == (state.data == "drawn")
+    assert f["num_modes"] == {"ring8": 8, "drawn": 3, "mog1d": 5}[state.data]  # drawn: 3 points 0.3+ apart
+    assert all(isinstance(m, int) and 0 <= m <= f["num_modes"] for m in curves["modes"])
+    assert all(0 <= q <= 100 for q in curves["hq"])
 
 
 def test_save_writes_a_run_folder_gankit_reads(tmp_path):

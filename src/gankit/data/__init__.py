@@ -57,7 +57,7 @@ def to_unit_range(x_uint8: torch.Tensor) -> torch.Tensor:
 
 
 DATASETS = ("auto", "mnist", "fashion-mnist", "digits", "idx", "folder", "cifar10", "stacked-mnist", "ring8",
-            "grid25", "mog1d")
+            "grid25", "mog1d", _toy.DRAWN)
 
 
 def list_datasets() -> list[str]:
@@ -137,7 +137,19 @@ def _load_idx_dir(cfg: DataConfig) -> Dataset:
     return _from_numpy("idx", images, labels, str(folder))
 
 
-_NEEDS_DIR = {"idx": "MNIST-format IDX files", "folder": "PNG/JPEG images"}
+_NEEDS_DIR = {"idx": "MNIST-format IDX files", "folder": "PNG/JPEG images",
+              _toy.DRAWN: f"the {_toy.POINTS_FILE} of a run saved by 'gankit lab', e.g. that run's folder"}
+
+
+def run_data(cfg: DataConfig, checkpoint: str | os.PathLike) -> DataConfig:
+    """``cfg`` as the run of ``checkpoint`` means it: drawn points with no ``data.dir`` are the run's own, the
+    points.json that ``gankit lab`` saved in the run folder (``RUN`` of ``RUN/checkpoints/NAME.pt``). The config
+    keeps ``data.dir`` unset, so a run folder that is copied or moved still finds its points."""
+    if cfg.name != _toy.DRAWN or cfg.dir:
+        return cfg
+    ckpt = Path(checkpoint).expanduser()
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return replace(cfg, dir=os.fspath(run))
 
 
 def check_data(cfg: DataConfig) -> None:
@@ -183,6 +195,8 @@ def load_dataset(cfg: DataConfig, log=print, model: str | None = None) -> Datase
         return _load_idx_dir(cfg)
     if name in _toy.MIXTURES:
         return _toy.load_mixture(name, cfg.size, cfg.seed)
+    if name == _toy.DRAWN:
+        return _toy.load_drawn(cfg.dir, cfg.size, cfg.seed)  # type: ignore[arg-type] (check_data: a dir)
     if name == "cifar10":
         return _cifar.load_cifar10(cfg.dir, cfg.split, cfg.download, log=log)
     if name == "stacked-mnist":

@@ -7,7 +7,7 @@ and ``mog1d``, a 1-D mixture.
 - mog1d: 5 equal-weight Gaussians, means {-4, -2, 0, 2, 4}, std 0.1 (gankit's choice, not from a paper).
 - drawn: the points a user drew in ``gankit lab``, each the mean of a Gaussian of std 0.05 (equal weights). A run
   the lab saves keeps them in its folder (``points.json``, :func:`write_points` / :func:`read_points`), so
-  ``gankit eval`` scores it against its own data.
+  ``gankit eval`` scores it against its own data and ``gankit train --resume`` trains on it (:func:`load_drawn`).
 
 Points are float32 (N, d), labels the component index (int64); 100,000 points unless ``data.size`` says
 otherwise, drawn from numpy's PCG64 seeded by ``data.seed``.
@@ -103,7 +103,8 @@ def read_points(folder: str | Path) -> Mixture:
         pts = np.asarray(doc["points"], np.float64)
         std = float(doc["std"])
     except FileNotFoundError:
-        raise GankitError(f"{path} is missing: a run of drawn points is scored against them; {fix}") from None
+        raise GankitError(f"{path} is missing: a run of drawn points trains on and is scored against them; "
+                          f"{fix}") from None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
         why = f"{type(e).__name__}: {e}".splitlines()[0][:120]
         raise GankitError(f"{path}: unreadable drawn points ({why}); {fix}") from None
@@ -115,17 +116,25 @@ def read_points(folder: str | Path) -> Mixture:
     return drawn_mixture(pts, std)
 
 
-def load_mixture(name: str, size: int | None, seed: int):
-    """A :class:`gankit.data.Dataset` of float32 points (N, d) with component labels."""
+def load_mixture(name: str | Mixture, size: int | None, seed: int, origin: str = "generated"):
+    """A :class:`gankit.data.Dataset` of float32 points (N, d) with component labels: ``size`` points (default
+    100,000) of the named mixture (or of a :class:`Mixture`), drawn with ``seed``."""
     from . import Dataset
 
-    mix = get_mixture(name)
+    mix = name if isinstance(name, Mixture) else get_mixture(name)
     n = size if size is not None else DEFAULT_SIZE
     # sampling holds the components (int64) and two float64 (n, d) arrays besides the float32 result
-    check_fits(n * (16 + 20 * mix.dim), f"the {name} dataset of {n:,} points (data.size)", "lower data.size")
+    check_fits(n * (16 + 20 * mix.dim), f"the {mix.name} dataset of {n:,} points (data.size)", "lower data.size")
     x, comp = mix.sample(n, seed)
-    return Dataset(name, torch.from_numpy(x), torch.from_numpy(comp), f"generated (seed {seed}, {n} points)",
+    return Dataset(mix.name, torch.from_numpy(x), torch.from_numpy(comp), f"{origin} (seed {seed}, {n} points)",
                    mix.num_modes)
+
+
+def load_drawn(folder: str | Path, size: int | None, seed: int):
+    """The ``drawn`` data set: ``size`` points (default 100,000) of the blob mixture of the points saved in
+    ``folder/points.json``, drawn with ``seed``; with the lab's size and seed, the very points the lab trained on."""
+    path = Path(folder).expanduser() / POINTS_FILE
+    return load_mixture(read_points(folder), size, seed, origin=f"generated from {path}")
 
 
 def save_points_png(points: torch.Tensor, path: Path, title: str = "") -> Path:

@@ -16,7 +16,8 @@ V(D*, G) = -log 4 + 2·JSD(P‖Q) hold exactly, and which tend to the continuous
 The frame (:meth:`Lab.frame`; d = 2 for ring8, grid25 and drawn points, 1 for mog1d; floats to 4 digits, NaN
 as null; n = 48 cells per axis in 2-D, 200 in 1-D):
 
-- ``step`` (training steps), ``d_updates``, ``g_updates``, ``dim`` (d), ``pack``;
+- ``step`` (training steps), ``d_updates``, ``g_updates``, ``dim`` (d), ``pack``, ``num_modes`` (K: the
+  mixture's modes; for drawn points their clusters, points closer than 6 std = 0.3 counting as one);
 - ``extent``: [x0, x1, y0, y1] (1-D: [x0, x1]), the grid's outer cell edges; ``xs`` (n,), ``ys`` (n,) (2-D
   only): the cell centres, where ``heat`` is evaluated;
 - ``real`` (500, d): a fixed sample of p_data; ``fake`` (500, d): G on fixed latents (eval mode);
@@ -34,8 +35,9 @@ as null; n = 48 cells per axis in 2-D, 200 in 1-D):
 - ``jsd``: JSD(p_data‖p_g) on the grid, nats;
 - ``curves``: columns ``step``, ``d_updates``, ``g_updates``, ``d_loss``, ``g_loss`` (of the latest update; null
   for the phase a single update skipped), ``value`` (V(D, G) on 256 fresh reals and fakes), ``bound``
-  (-log 4 + 2·JSD), ``modes`` and ``hq`` (modes captured and % high-quality samples of the 2,000 fakes,
-  gankit.metrics.mixtures; null for drawn points): one row per frame after any update, the last 2,000.
+  (-log 4 + 2·JSD), ``modes`` and ``hq`` (modes captured, of ``num_modes``, and % high-quality samples of the
+  2,000 fakes: :class:`gankit.metrics.mixtures.ModeCounter`, PacGAN's protocol, for every data set): one row per
+  frame after any update, the last 2,000.
 """
 from __future__ import annotations
 
@@ -160,7 +162,11 @@ def lab_mixture(state: LabState) -> Mixture:
 def lab_config(state: LabState) -> RunConfig:
     """The run a lesson trains: the ``gan-ring8`` preset (toy nets: G MLP with batch norm, D maxout) at the lab's
     widths and rates, alternating updates, no periodic files, one CPU run of (practically) endless steps on one
-    thread (these nets are small: a second OpenMP thread made a step 8x slower on a shared 2-core machine)."""
+    thread (these nets are small: a second OpenMP thread made a step 8x slower on a shared 2-core machine).
+
+    ``data.dir`` stays unset: drawn points are the run folder's own ``points.json`` (:meth:`Lab.save` writes it),
+    which ``gankit train --resume`` and ``gankit eval`` read there (:func:`gankit.data.run_data`); with the same
+    ``data.size`` and ``data.seed`` the resumed run samples the very points the lab trained on."""
     s = state
     return preset_config("gan-ring8").with_overrides({
         "model.g_hidden": (s.g_width,) * LAYERS, "model.d_hidden": (s.d_width,) * LAYERS, "model.z_dim": s.z_dim,
@@ -208,8 +214,12 @@ class Lab:
     ordinary gankit run folder. The same state and the same calls give identical frames."""
 
     def __init__(self, state: LabState, workdir: str | Path):
+        from ..metrics.mixtures import ModeCounter
+
         self.state, self.workdir = state, Path(workdir)
         self.mixture = lab_mixture(state)
+        self.modes = ModeCounter(self.mixture)  # fixed per lesson: drawn points' clusters are found once
+        self.num_modes = self.modes.compute()["num_modes"]
         self.dim = self.mixture.dim
         self._grid()
         self.trainer: Any = None
@@ -371,12 +381,10 @@ class Lab:
         if key == self._recorded:
             return
         self._recorded = key
-        modes = hq = None
-        if self.state.data != "drawn":
-            from ..metrics.mixtures import count_modes
-
-            res = count_modes(fake_kde, self.state.data)
-            modes, hq = res["modes"], 100.0 * res["high_quality"]
+        self.modes.reset()
+        self.modes.update(fake_kde)
+        res = self.modes.compute()
+        modes, hq = res["modes"], 100.0 * res["high_quality"]
         self._rows.append({"step": self.trainer.step, "d_updates": self.d_updates, "g_updates": self.g_updates,
                            "d_loss": _num(self._last[0]), "g_loss": _num(self._last[1]),
                            "value": _num(self._fresh_value()), "bound": _num(jsd_bound(p, q)), "modes": modes,
@@ -395,7 +403,8 @@ class Lab:
         manifold = self._G(self.z_manifold).reshape(*((15, 15) if self.state.z_dim == 2 else (1, 60)), self.dim)
         out: dict[str, Any] = {
             "step": self.trainer.step, "d_updates": self.d_updates, "g_updates": self.g_updates, "dim": self.dim,
-            "pack": self.state.pack, "extent": [round(v, 4) for lohi in self.extent for v in lohi],
+            "pack": self.state.pack, "num_modes": self.num_modes,
+            "extent": [round(v, 4) for lohi in self.extent for v in lohi],
             "xs": _json(self.centers[0]), "real": _json(self.real_show), "fake": _json(fake),
             "heat": _json(heat.reshape(shape)), "dstar": _json(dstar(p, q)), "arrows": _json(self._arrows(fake)),
             "manifold": _json(manifold), "jsd": _num(jsd(p, q)),

@@ -20,12 +20,12 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from ..config import DataConfig
+from ..data import run_data
 from ..data.toy import DRAWN
 from ..errors import GankitError
 from .evaluate import MetricSpec, Reference, evaluate, generator_sampler, parse_metrics
@@ -170,10 +170,8 @@ class Scorer:
         from ..generator import load
 
         g = load(run_or_checkpoint, device=self.device)
-        data = self.resolve_data(g.config.data, g.img_shape)
-        if data.name == DRAWN and not data.dir:  # drawn points live in the run folder (gankit lab's points.json)
-            ckpt = Path(g.path)
-            data = replace(data, dir=str(ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent))
+        # drawn points live in the run folder (gankit lab's points.json)
+        data = run_data(self.resolve_data(g.config.data, g.img_shape), g.path)
         report = self.score_generator(g.G, g.z_dim, data, num_classes=num_classes(g.config.model))
         report["run"] = {"checkpoint": str(g.path), "step": g.step, "dataset": data.name, "seed": self.seed}
         return report

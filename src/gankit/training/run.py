@@ -18,7 +18,8 @@ from ..checkpoint import host_rng_state, load_checkpoint, load_state_strict, res
     set_host_rng_state
 from ..augment import parse_policy
 from ..config import RunConfig
-from ..data import Dataset, check_data, load_dataset
+from ..data import Dataset, check_data, load_dataset, run_data
+from ..data.toy import read_points, write_points
 from ..device import resolve_device
 from ..ema import make_ema
 from ..errors import GankitError, option
@@ -82,7 +83,9 @@ class Run:
             cfg, out, state, ckpt, self.resumed_from, in_place = _resume_source(cfg, out, resume)
         if cfg is None:
             raise GankitError("no config given")
-        check_config(cfg, data=dataset is None)
+        # drawn points with no data.dir: the points.json in the resumed checkpoint's run folder
+        data_cfg = run_data(cfg.data, ckpt) if ckpt is not None else cfg.data
+        check_config(replace(cfg, data=data_cfg), data=dataset is None)
         self.cfg, t = cfg, cfg.train
         self.dist = dist_utils.from_env(t.device, t.dist_timeout)
         if not self.dist.is_main:  # only rank 0 speaks and writes
@@ -95,7 +98,7 @@ class Run:
         # fails before the data is loaded (an MNIST download takes a while).
         if self.dist.is_main:
             check_out_free(Path(out), overwrite, in_place)
-        self.data = (dataset if dataset is not None else load_dataset(cfg.data, log=log, model=cfg.preset))
+        self.data = (dataset if dataset is not None else load_dataset(data_cfg, log=log, model=cfg.preset))
         self.data = self.data.to(self.device)
         self._check_batch()
         self.img_shape = self.data.shape
@@ -130,6 +133,8 @@ class Run:
         self.run_dir = Path(out).expanduser()
         # rank 0 locks the folder (held until the run is closed) before it touches anything there
         self._run_lock = prepare_run_dir(self.run_dir, overwrite, in_place) if self.dist.is_main else None
+        if self.dist.is_main and dataset is None and data_cfg is not cfg.data and not in_place:
+            write_points(self.run_dir, read_points(data_cfg.dir))  # a new folder keeps the run's own points too
         self.resumed = state is not None
         if state is not None:
             self._restore(state, ckpt)  # type: ignore[arg-type]
