@@ -201,6 +201,9 @@ def train_point(args, points: dict, preset: str, seed: int, budget: float, info:
         # undo a later segment a killed session left in last.pt: resume exactly from the previous point
         shutil.copyfile(ckpts / at_name(prev_b), ckpts / "last.pt.tmp")
         os.replace(ckpts / "last.pt.tmp", ckpts / "last.pt")
+    if prev is None:  # a fresh start (a new preset, or its config changed): this script's own checkpoints go too
+        for old in ckpts.glob("at_*.pt") if ckpts.is_dir() else ():
+            old.unlink()
     spent = prev["wall_s"] if prev else 0.0
     # gankit's budget clock counts training only (from the first step to the stop): a resume gets the difference
     # of the budgets, so the point trains as long as `gankit train --time BUDGET` would, up to one step per stop.

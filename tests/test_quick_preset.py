@@ -10,6 +10,7 @@ from gankit.models import build_discriminator, build_generator, has_batch_coupli
 from gankit.training.loop import Trainer
 
 SHAPE = (1, 28, 28)
+COS_BOUND = 0.97  # bf16 against fp32, per tensor of G's update; measured 0.985 (fc.weight) to 1.0
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -21,13 +22,15 @@ def test_preset_builds_with_documented_nets():
     assert PRESETS["quick-mnist"][0]  # a one-line description for `gankit train --help`
     assert cfg.model.cond == "none" and cfg.model.num_classes == 0  # unconditional: no labels
     G, D = build_generator(cfg.model, SHAPE), build_discriminator(cfg.model, SHAPE)
-    # G: Linear 100 -> 128·7·7, BN, ConvT 128 -> 64 (7 -> 14), BN, ConvT 64 -> 1 (14 -> 28), tanh
-    assert _count(G) == (100 * 6272 + 6272) + 2 * 128 + (128 * 64 * 16 + 64) + 2 * 64 + (64 * 16 + 1) == 766_017
-    # D: Conv 1 -> 64 (28 -> 14), Conv 64 -> 128 (14 -> 7), BN, Linear 6272 -> 1 (dcgan-mnist's nets exactly)
-    assert _count(D) == (16 * 64 + 64) + (64 * 128 * 16 + 128) + 2 * 128 + (6272 + 1) == 138_817
+    # G: Linear 100 -> 64·7·7, BN, ConvT 64 -> 32 (7 -> 14), BN, ConvT 32 -> 1 (14 -> 28), tanh
+    assert _count(G) == (100 * 3136 + 3136) + 2 * 64 + (64 * 32 * 16 + 32) + 2 * 32 + (32 * 16 + 1) == 350_241
+    # D: Conv 1 -> 32 (28 -> 14), Conv 32 -> 64 (14 -> 7), BN, Linear 3136 -> 1 (dcgan-mnist's nets at half width)
+    assert _count(D) == (16 * 32 + 32) + (32 * 64 * 16 + 64) + 2 * 64 + (3136 + 1) == 36_641
     assert has_batch_coupling(D)  # so the step runs D on real and fake apart
     dcgan = preset_config("dcgan-mnist")
-    assert cfg.model == dcgan.model and cfg.loss == dcgan.loss and cfg.optim == dcgan.optim
+    half = {"model.g_channels": 32, "model.d_channels": 32}
+    assert cfg.model == dcgan.with_overrides(half).model and cfg.loss == dcgan.loss
+    assert (cfg.optim.g_lr, cfg.optim.d_lr, cfg.optim.beta1, cfg.optim.ema_beta) == (1e-3, 1e-3, 0.5, 0.995)
     assert cfg.train.precision == "bf16" and not cfg.train.compile  # the switches that won (bench/quick_speed.py)
     z = torch.randn(3, cfg.model.z_dim)
     assert G(z).shape == (3, *SHAPE) and D(G(z)).shape == (3,)
@@ -37,15 +40,15 @@ def test_preset_builds_with_documented_nets():
 
 
 def _one_step(cfg, data, tmp_path, name):
+    # Adam's eps at 1e3: its first step lr·g/(|g| + eps) is then ≈ lr·g/eps, proportional to the gradient, so the
+    # update compares the gradients themselves (at eps 1e-8 it is ≈ lr·sign(g), which rounding flips wherever g ≈ 0)
     cfg = cfg.with_overrides({"train.steps": 1, "train.progress": False, "train.sample_every": 0,
-                              "train.checkpoint_every": 0, "train.threads": 1})
+                              "train.checkpoint_every": 0, "train.threads": 1, "optim.eps": 1e3})
     torch.manual_seed(0)
     tr = Trainer(cfg, tmp_path / name, dataset=data, log=lambda *_: None)
-    before = {k: v.detach().clone() for k, v in tr.G.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in tr.G.named_parameters()}
     stats = tr.train_step([data.images[: cfg.train.batch_size]])
-    delta = torch.cat([(v.float() - before[k].float()).flatten() for k, v in tr.G.state_dict().items()
-                       if v.is_floating_point()])
-    return stats.float(), delta
+    return stats.float(), {k: (v.detach() - before[k]).flatten() for k, v in tr.G.named_parameters()}
 
 
 def test_step_under_preset_switches_matches_fp32(tmp_path):
@@ -60,8 +63,15 @@ def test_step_under_preset_switches_matches_fp32(tmp_path):
     # op), a handful of layers deep, so 3 % bounds it; fp32 in another memory format only reorders the sums (1e-4)
     tol = 3e-2 if cfg.train.precision == "bf16" else 1e-4
     torch.testing.assert_close(s, s_ref, rtol=tol, atol=tol)
-    # G's update: Adam's first step moves each weight by ≈ lr·sign(grad) (cosine 1 for equal signs), so weights
-    # whose gradient is near zero flip with any change of rounding: measured 0.9996 for channels-last alone and
-    # 0.9987 for bf16; a wrong gradient (a missed layer, a stale weight) lands far below these bounds
-    cos = torch.nn.functional.cosine_similarity(d, d_ref, dim=0)
-    assert cos > (0.98 if cfg.train.precision == "bf16" else 0.995), cos
+    # G's update, tensor by tensor: the direction of each layer's gradient survives bf16. Skipped: a tensor whose
+    # update vanishes in fp32 (the bias of the conv that batch norm follows, zero in exact arithmetic: 1.7e-13; the
+    # norms' gains, near 1.0, where an update of ~1e-9 is below float32's resolution). A missed layer or a stale
+    # weight gives a cosine near 0 or a zero update.
+    checked = 0
+    for name, ref in d_ref.items():
+        if ref.norm() < 1e-9:
+            continue
+        cos = torch.nn.functional.cosine_similarity(d[name], ref, dim=0)
+        assert cos > COS_BOUND, (name, cos)
+        checked += 1
+    assert checked >= len(d_ref) - 3
