@@ -79,7 +79,8 @@ def test_class_picker_and_card(server, page):
     page.goto(server.url + "/")
     wait_grid(page, run="a")
     assert not page.is_visible("#label")  # unconditional run: no class picker
-    assert "not evaluated" in page.inner_text("#card")
+    # the card loads after the grid, in its own request: wait for it rather than read it at once
+    page.wait_for_function("() => document.getElementById('card').innerText.includes('not evaluated')")
     page.select_option("#run", "cond")
     wait_grid(page, run="cond")
     assert page.is_visible("#label")
