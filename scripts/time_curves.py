@@ -11,8 +11,9 @@ train.device cpu and --override changed) in ``RUNS/PRESET/seedS``. Seed 0 runs e
 resumes the 1m run with ``train.time_limit`` 2m - 1m, and so on (gankit stops at a step boundary and a resume
 continues exactly, training/budget.py); ``checkpoints/at_2m.pt`` keeps each point. The
 other seeds of ``--seeds-at 5m:3`` train straight to their budget. Each point keeps its preset's config
-fingerprint: when a preset changes, its points are dropped and trained again (``--retrain P`` forces it). G (G_ema where kept) then draws --n-samples
-samples scored by the pinned evaluator: FD, KID, precision/recall (k 3), classes.
+fingerprint: when a preset changes, its points are dropped and trained again (``--retrain P`` forces it).
+G (G_ema where kept) then draws --n-samples samples scored by the pinned evaluator: FD, KID, precision/recall
+(k 3), classes.
 
 Written beside --doc (docs/ZOO.md): ``zoo/time_runs.json``, every point with its scores, steps, seconds, the
 load average around it and the machine; it is the source of truth, so a rerun skips what it holds (a session

@@ -52,6 +52,6 @@ def test_cached_rewrites_only_its_region(qt, tmp_path):
     text = doc.read_text()
     assert text.startswith("# Zoo\n\nbefore\n\n" + qt.START) and text.endswith(qt.END + "\n\nafter\n")
     assert "| base | 3,000 | 76.6 | 10.60 | 0.509 | 0.609 | 10 |" in text and "stale" not in text
-    assert f"| lr 1e-3 | not run yet |" in text
+    assert "| lr 1e-3 | not run yet |" in text
     with pytest.raises(SystemExit):
         qt.main(["--only", "no such trial", "--doc", str(doc)])

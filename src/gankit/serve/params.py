@@ -2,8 +2,8 @@
 
 :func:`parse` turns ``[(name, text), ...]`` (a query string's items) into typed values or raises
 :class:`ParamError` with a message fit for a 400 response (a catalogue key and its values, see
-:class:`gankit.i18n.Message`, so the response can say it in the request's language). Unknown names, repeated names, non-numbers,
-out-of-range numbers and overlong values are all errors, never silently fixed.
+:class:`gankit.i18n.Message`, so the response can say it in the request's language). Unknown names, repeated names,
+non-numbers, out-of-range numbers and overlong values are all errors, never silently fixed.
 """
 from __future__ import annotations
 
