@@ -315,7 +315,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # 5,000 samples; docs/ZOO.md lists them): at 3,000 steps lr 2e-4 FD 77, 5e-4 52, 1e-3 47, 2e-3 45; a linear lr
     # decay 113 and G_ema 0.999 106 (too short for them); widths 32 at 6,000 steps (the time of 3,000 at 64) 64 vs 77;
     # batch 32 at 20,000 steps no better than 64 at 12,000 (31.9 vs 31.4); labels from k-means of the pixels
-    # (self-conditioning) collapsed (recall 0.09). 150,000 steps outlast --time 30m; the lrs are constant, so a cut
+    # (self-conditioning) collapsed (recall 0.10). 150,000 steps outlast --time 30m; the lrs are constant, so a cut
     # run trained at full rate.
     "quick-mnist": ("DCGAN at widths 32 for a CPU time budget: Adam 1e-3 (0.5), bf16 autocast, G_ema 0.995, batch 64, "
                     "150,000 steps; use --time 5m",
