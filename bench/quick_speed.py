@@ -31,6 +31,7 @@ import baselines  # noqa: E402
 from train_speed import fashion, gankit_windows  # noqa: E402
 
 import gankit  # noqa: E402
+from gankit.io import replace_marked  # noqa: E402
 from gankit.training.loop import Trainer  # noqa: E402
 
 PRESET = "quick-mnist"
@@ -138,13 +139,8 @@ def write_section(doc: Path, text: str, threads: int) -> None:
     """Replace the text between the markers in ``doc`` (the hand-written notes after them stay); append the
     section with its heading when the markers are absent."""
     old = doc.read_text() if doc.is_file() else ""
-    i, j = old.find(START), old.find(END)
-    region = f"{START}\n{text}\n{END}"
-    if 0 <= i < j:
-        new = old[:i] + region + old[j + len(END):]
-    else:
-        new = old.rstrip("\n") + f"\n\n## quick-mnist step speed (CPU, {threads} threads)\n\n{region}\n"
-    doc.write_text(new)
+    doc.write_text(replace_marked(old, START, END, text, f"## quick-mnist step speed (CPU, {threads} threads)"))
+
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,7 @@ import torch
 import gankit
 from gankit.config import DataConfig, list_presets, preset_config
 from gankit.errors import GankitError
-from gankit.io import atomic_write_text
+from gankit.io import atomic_write_text, replace_marked
 from gankit.training.budget import format_duration, parse_duration
 
 PRESETS = "seed,seed-plus,dcgan-mnist,wgan-gp-mnist,cgan-mnist,r3gan-mnist,quick-mnist"
@@ -409,15 +409,7 @@ def section(args, points: dict, presets: list[str], missing: list[str], grids: d
 def replace_region(old: str, body: str) -> str:
     """``old`` with the text between the markers replaced by ``body``; the markers under :data:`HEADING` at the
     end when absent. Nothing outside the markers changes."""
-    i, j = old.find(START), old.find(END)
-    if (i < 0) != (j < 0) or (i >= 0 and j < i):
-        raise GankitError(f"the doc holds one of {START} / {END} without the other (or in the wrong order); "
-                          f"repair it by hand")
-    region = f"{START}\n{body.rstrip()}\n{END}"
-    if i < 0:
-        lead = old.rstrip("\n") + "\n\n" if old.strip() else ""
-        return f"{lead}{HEADING}\n\n{region}\n"
-    return old[:i] + region + old[j + len(END):]
+    return replace_marked(old, START, END, body, HEADING)
 
 
 # ---------------------------------------------------------------------------------------------------------------

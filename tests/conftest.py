@@ -3,6 +3,7 @@ suite behaves the same on a machine with or without datasets installed (tests th
 Fashion-MNIST files ask for the ``fashion_dir`` fixture)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -86,3 +87,15 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("time_curves")``: a fresh module of scripts/time_curves.py (the scripts are not a package)."""
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

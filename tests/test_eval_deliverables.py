@@ -1,19 +1,12 @@
 """scripts/eval_deliverables.py: every kept checkpoint scored by gankit.metrics.score_run, against one floor."""
-import importlib.util
-from pathlib import Path
-
 from gankit.config import DataConfig
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "eval_deliverables.py"
 
-
-def test_score_is_score_run_on_every_epoch_checkpoint(tmp_path):
+def test_score_is_score_run_on_every_epoch_checkpoint(tmp_path, load_script):
     from gankit import api
     from gankit.metrics import score_run
 
-    spec = importlib.util.spec_from_file_location("eval_deliverables", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("eval_deliverables")
     script.log = lambda *_: None
     cfg = api.preset("seed").with_overrides({"data.name": "digits", "train.epochs": 2, "train.checkpoint_every": 1,
                                              "train.progress": False, "train.sample_every": 0})

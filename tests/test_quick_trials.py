@@ -1,23 +1,16 @@
 """scripts/quick_trials.py's pieces: k-means against a brute-force optimum, the cluster-share sampler against the
 shares, and --cached rewriting only its region of the doc from the JSON."""
-import importlib.util
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "quick_trials.py"
-
 
 @pytest.fixture(scope="module")
-def qt():
-    spec = importlib.util.spec_from_file_location("quick_trials", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def qt(load_script):
+    return load_script("quick_trials")
 
 
 def test_kmeans_finds_the_best_partition_of_separated_blobs(qt):

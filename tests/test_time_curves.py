@@ -3,7 +3,6 @@ or two, 200 samples scored by the pinned digits evaluator. A longer budget resum
 trains nothing and writes the same section; --cached needs no run folders; only the marked region of the doc
 changes; a loaded machine is flagged."""
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -13,17 +12,13 @@ import pytest
 
 from gankit.checkpoint import load_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "time_curves.py"
 BEFORE = "# Zoo\n\nkept text before, with trailing spaces  \n\n"
 AFTER = "\n\n## Later section\n\nkept after\n"
 
 
 @pytest.fixture(scope="module")
-def tc():
-    spec = importlib.util.spec_from_file_location("time_curves", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def tc(load_script):
+    return load_script("time_curves")
 
 
 def tiny(root: Path, budgets: str, seeds_at: str, *extra: str) -> list[str]:

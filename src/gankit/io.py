@@ -74,3 +74,18 @@ def read_json_object(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return out if isinstance(out, dict) else {}
+
+
+def replace_marked(old: str, start: str, end: str, body: str, heading: str) -> str:
+    """``old`` with the text between the markers ``start`` and ``end`` replaced by ``body``; when ``old`` has
+    neither, the markers and ``body`` go at its end under ``heading``. Nothing outside the markers changes. The
+    scripts that write a generated part of a hand-written doc (docs/ZOO.md, docs/BENCHMARKS.md) use it."""
+    i, j = old.find(start), old.find(end)
+    if (i < 0) != (j < 0) or (i >= 0 and j < i):
+        raise GankitError(f"the doc holds one of {start} / {end} without the other (or in the wrong order); "
+                          f"repair it by hand")
+    region = f"{start}\n{body.rstrip()}\n{end}"
+    if i < 0:
+        lead = old.rstrip("\n") + "\n\n" if old.strip() else ""
+        return f"{lead}{heading}\n\n{region}\n"
+    return old[:i] + region + old[j + len(end):]
