@@ -13,13 +13,12 @@ missing; pass --force to retrain):
   ``pacgan-stacked-mnist`` at an equal wall-clock budget (``--stacked-seconds``; ``--jobs 2`` trains both at once,
   so they share one window of the machine), from ``--stacked-base``: MNIST where the machine has it,
   Fashion-MNIST by default (offline), next to the floor of 26,000 real stacks read by the same classifier.
-- ``fashion``: Fashion-MNIST, ``seed`` vs ``seed-plus`` vs ``dcgan-mnist`` at an equal wall-clock budget:
-  FD, precision/recall (k 3) and class coverage in the domain classifier's features, 10,000 samples; a sample
-  grid of each.
-- ``ablation``: the seed with one cheap change at a time, same budget, to show which fixes make ``seed-plus``.
 
-Usage: python scripts/zoo_results.py [--sections toy,stacked,fashion,ablation] [--toy-epochs E[,E2...]]
-       [--seeds 5] [--fashion-seconds S] [--ablation-seconds S] [--stacked-seconds S] [--stacked-base NAME
+The Fashion-MNIST comparisons at a wall-clock budget and the seed's cheap fixes moved to scripts/time_curves.py
+(docs/ZOO.md "Best samples per CPU-minute") and scripts/quick_trials.py --family seed ("Ending seed-plus's collapse").
+
+Usage: python scripts/zoo_results.py [--sections toy,stacked] [--toy-epochs E[,E2...]]
+       [--seeds 5] [--stacked-seconds S] [--stacked-base NAME
        --stacked-dir DIR] [--runs runs/zoo] [--out docs/ZOO.md] [--cached]
        [--toy-presets pacgan-ring8,...] [--ensemble [--together]] [--device cuda --cuda-graphs] [--tf32]
 The protocol's full length is 400 epochs for the toys (--toy-epochs 400); the defaults are smaller so the
@@ -60,17 +59,6 @@ PUBLISHED = [
     ("GAN (PacGAN Tab. 1)", "6.3±0.5 / 98.2±0.2", "17.3±0.8 / 94.8±0.7"),
     ("PacGAN4 (PacGAN Tab. 1)", "7.8±0.1 / 95.9±1.4", "24.8±0.2 / 93.6±0.6"),
 ]
-ABLATION = [  # (label, overrides on the seed): one cheap change each
-    ("seed", {}),
-    ("Adam β1 0.5, lr 2e-4", {"optim.beta1": 0.5, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4}),
-    ("G_ema 0.999", {"optim.ema_beta": 0.999}),
-    ("D dropout 0.3", {"model.d_dropout": 0.3}),
-    ("no label smoothing", {"loss.real_target": 1.0}),
-    ("G batch norm", {"model.g_norm": "batch"}),
-    ("Adam β1 0.5, lr 2e-4, G batch norm", {"optim.beta1": 0.5, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4,
-                                            "model.g_norm": "batch"}),
-]
-
 
 def _quiet(*_):
     pass
@@ -335,7 +323,7 @@ def _generated(args, section: str) -> str:
             f"`--sections {section}` regenerates this section alone. Do not edit by hand.")
 
 
-SECTION_ORDER = ("## 2-D mixtures", "## Stacked", "## Fashion-MNIST", "## Which cheap fixes")
+SECTION_ORDER = ("## 2-D mixtures", "## Stacked")
 
 
 def _replace_sections(old: str, head: list[str], new: dict[str, list[str]]) -> str:
@@ -360,82 +348,6 @@ def _replace_sections(old: str, head: list[str], new: dict[str, list[str]]) -> s
 
 
 # ----------------------------------------------------------------------------------------------
-METRICS = "fd10k,pr10k_k3,classes10k"
-
-
-def _fashion_scores(run_dir: Path, scorer) -> dict:
-    rep = scorer.score(run_dir)
-    m = rep["metrics"]
-    hist = m["classes10k"]["histogram"]
-    return {"fd": m["fd10k"]["fd"], "fd_floor": (m["fd10k"].get("floor") or {}).get("fd"),
-            "precision": m["pr10k_k3"]["precision"], "recall": m["pr10k_k3"]["recall"],
-            "classes_reached": m["classes10k"]["classes_reached"],
-            "classes_over_2pct": sum(h >= 0.02 for h in hist), "kl_to_real": m["classes10k"]["kl_to_real"],
-            "evaluator": rep.get("evaluator", {})}
-
-
-def _fashion_runs(args, entries, seconds: float, folder: str, grids: bool) -> list[tuple[str, dict]]:
-    from gankit.metrics import Scorer
-
-    # the evaluator and the real side (test statistics, real-vs-real floor) are built at the first run scored
-    scorer = Scorer(METRICS, n=10_000, data=DataConfig(name="fashion-mnist", dir=FASHION), log=print)
-    out = []
-    for label, preset, over in entries:
-        cfg = preset_config(preset).with_overrides({
-            **over, "data.name": "fashion-mnist", "data.dir": FASHION, "train.epochs": 1000, "train.steps": None,
-            "train.progress": False, "train.sample_every": 0, "train.checkpoint_every": 0,
-            "train.device": args.device, "train.log_every": 20})
-        slug = label.replace(" ", "_").replace(",", "").replace("β", "b").replace("/", "-")
-        run_dir, info = _train(cfg, args.runs / folder / slug, args.force, seconds)
-        if "fd" not in info:
-            info.update(_fashion_scores(run_dir, scorer))
-            _save(run_dir, info)
-        if grids:
-            dest = args.out.parent / "zoo" / f"fashion-{slug}.png"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run_dir / "samples" / "final.png", dest)
-            info["grid"] = f"zoo/{dest.name}"
-        print(f"{folder} {label}: {info['steps']} steps, FD {info['fd']:.2f}", flush=True)
-        out.append((label, info))
-    return out
-
-
-def _fashion_table(results) -> list[str]:
-    lines = ["| run | steps | FD ↓ | precision | recall | classes (≥ 1 sample / ≥ 2 %) | KL(class ‖ real) |",
-             "|---|---|---|---|---|---|---|"]
-    for label, r in results:
-        lines.append(f"| {label} | {r['steps']:,} | {r['fd']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['classes_reached']} / {r['classes_over_2pct']} | {r['kl_to_real']:.3f} |")
-    return lines
-
-
-def run_fashion(args) -> list[str]:
-    entries = [(p, p, {}) for p in ("seed", "seed-plus", "dcgan-mnist")]
-    res = _fashion_runs(args, entries, args.fashion_seconds, "fashion", grids=True)
-    ev = res[0][1]["evaluator"]
-    lines = ["## Fashion-MNIST at equal wall-clock", "", _generated(args, "fashion"), "",
-             f"Each preset trains for {args.fashion_seconds:.0f} s of wall-clock on {args.device_name}, then G "
-             f"(G_ema where the preset keeps one) draws 10,000 samples. FD, precision/recall (k = 3) and classes in "
-             f"the features of gankit's Fashion-MNIST classifier (docs/PROTOCOLS.md §4; comparable only within "
-             f"gankit):",
-             f"{ev.get('architecture', '?')}, test accuracy {100 * ev.get('test_accuracy', float('nan')):.2f} %, "
-             f"feature layer {ev.get('feature_layer', '?')}, sha256 {str(ev.get('sha256', '?'))[:12]}; "
-             f"real-vs-real FD floor {_fmt(res[0][1]['fd_floor'])}. The machine is shared: the steps column shows "
-             f"what each budget bought.", ""]
-    lines += _fashion_table(res) + [""]
-    lines.append(" ".join(f"![{label}]({r['grid']})" for label, r in res))
-    lines += ["", "(grids, left to right: " + ", ".join(label for label, _ in res) + ")", ""]
-    return lines
-
-
-def run_ablation(args) -> list[str]:
-    entries = [(label, "seed", over) for label, over in ABLATION] + [("seed-plus", "seed-plus", {})]
-    res = _fashion_runs(args, entries, args.ablation_seconds, "ablation", grids=False)
-    return ["## Which cheap fixes make seed-plus", "", _generated(args, "ablation"), "",
-            f"The seed with one change at a time, {args.ablation_seconds:.0f} s each on Fashion-MNIST, same metrics:",
-            ""] + _fashion_table(res) + [""]
-
-
 # ----------------------------------------------------------------------------------------------
 STACKED_PRESETS = ("dcgan-stacked-mnist", "pacgan-stacked-mnist")
 STACKED_PUBLISHED = "DCGAN 99 / 3.40 and VEEGAN 150 / 2.95 (VEEGAN Tab. 2); DCGAN 78.9±6.5 / 4.50±0.13 and " \
@@ -540,7 +452,7 @@ def _seconds(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", default="toy,stacked,fashion,ablation")
+    p.add_argument("--sections", default="toy,stacked")
     p.add_argument("--toy-epochs", default="5", help="epochs per toy run (the protocol: 400); a list (400,30) "
                                                     "gives a table per budget")
     p.add_argument("--toy-presets", help="toy: train only these presets' runs (e.g. pacgan-ring8,gan-ring8); the "
@@ -549,8 +461,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="toy: use the runs already trained (result.json); list the others as not run")
     p.add_argument("--seeds", type=int, default=5)
     # wall-clock budgets per run: gankit's train.time_limit (stop at the first step after it, grid and checkpoint)
-    p.add_argument("--fashion-seconds", type=_seconds, default=300.0)
-    p.add_argument("--ablation-seconds", type=_seconds, default=120.0)
     p.add_argument("--stacked-seconds", type=_seconds, default=600.0)
     p.add_argument("--stacked-base", default="fashion-mnist", help="stacked: the MNIST-format source (mnist, "
                                                                     "fashion-mnist, idx)")
@@ -580,12 +490,16 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     new: dict[str, list[str]] = {}
     args.stacked_name = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}.get(args.stacked_base, "IDX images")
-    for name, fn in (("toy", run_toy), ("stacked", run_stacked), ("fashion", run_fashion), ("ablation", run_ablation)):
+    unknown = sorted(set(sections) - {"toy", "stacked"})
+    if unknown:
+        p.error(f"unknown sections {unknown}; the sections: toy, stacked (the Fashion-MNIST budgets and the seed's "
+                "fixes are scripts/time_curves.py and scripts/quick_trials.py --family seed)")
+    for name, fn in (("toy", run_toy), ("stacked", run_stacked)):
         if name in sections:
             body = fn(args)
             new[body[0]] = body
-    head = ["# Model zoo results", "", "Every number here comes from `scripts/zoo_results.py`; each section says the "
-            "command that made it.", ""]
+    head = ["# Model zoo results", "", "Every number here comes from a script: `scripts/zoo_results.py`, "
+            "`scripts/time_curves.py` or `scripts/quick_trials.py`; each section says the command that made it.", ""]
     old = args.out.read_text() if args.out.is_file() else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(_replace_sections(old, head, new))

@@ -48,3 +48,35 @@ def test_cached_rewrites_only_its_region(qt, tmp_path):
     assert "| lr 1e-3 | not run yet |" in text
     with pytest.raises(SystemExit):
         qt.main(["--only", "no such trial", "--doc", str(doc)])
+
+
+def test_the_seed_family_writes_its_own_region_and_record(qt, tmp_path):
+    doc = tmp_path / "ZOO.md"
+    doc.write_text(f"# Zoo\n\n{qt.START}\nquick table\n{qt.END}\n")
+    (tmp_path / "zoo").mkdir()
+    rec = {"steps": 18000, "fd": 102.7, "kid": 14.2, "precision": 0.718, "recall": 0.193, "classes_over_2pct": 10}
+    (tmp_path / "zoo" / "seed_trials.json").write_text(json.dumps({"R1 30": rec}))
+    assert qt.main(["--family", "seed", "--cached", "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    start, end = qt.markers(qt.FAMILIES["seed"])
+    # the quick region is untouched; the seed region is appended under its own heading, after it
+    assert text.startswith(f"# Zoo\n\n{qt.START}\nquick table\n{qt.END}\n")
+    assert text.index(qt.END) < text.index("## Ending seed-plus's collapse") < text.index(start) < text.index(end)
+    assert "`python scripts/quick_trials.py --family seed`" in text and "docs/zoo/seed_trials.json" in text
+    assert "| R1 30 | 18,000 | 102.7 | 14.20 | 0.718 | 0.193 | 10 |" in text and "| seed | not run yet |" in text
+    with pytest.raises(SystemExit):  # a quick-mnist trial is not a seed trial
+        qt.main(["--family", "seed", "--only", "lr 1e-3", "--doc", str(doc)])
+
+
+def test_every_seed_trial_keeps_the_seeds_layer_sizes(qt):
+    """The seed-plus target is about the seed's networks: no trial may change a layer size or the architecture."""
+    from gankit.config import preset_config
+
+    sizes = ("model.arch", "model.z_dim", "model.g_hidden", "model.d_hidden")
+    for name, (steps, over, k, _) in qt.SEED_TRIALS.items():
+        assert not any(key in over for key in sizes) and k == 0, name
+        cfg = preset_config("seed").with_overrides(over)
+        assert (cfg.model.arch, cfg.model.z_dim, cfg.model.g_hidden, cfg.model.d_hidden) == ("mlp", 100, (128,), (128,))
+    shipped = qt.SEED_TRIALS["seed-plus"]  # the trial named seed-plus trains the preset as shipped
+    plus = preset_config("seed-plus").with_overrides(shipped[1])
+    assert plus == preset_config("seed-plus") and shipped[0] == 150 * 600
