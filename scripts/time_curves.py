@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from gankit.config import DataConfig, list_presets, preset_config
+from gankit.config import DataConfig, RunConfig, list_presets, preset_config
 from gankit.errors import GankitError
 from gankit.io import atomic_write_text, replace_marked
 from gankit.training.budget import format_duration, parse_duration
@@ -153,25 +153,54 @@ def base_config(args, preset: str, seed: int):
         "train.checkpoint_every": 0, **args.overrides})
 
 
-def fingerprint(args, preset: str) -> str:
+def config_keys() -> list[str]:
+    """Every dotted key of a run's config (``train.seed``, ``preset``...), sorted."""
+    return sorted(_flat(RunConfig().to_dict()))
+
+
+def _flat(d: dict) -> dict:
+    return {f"{s}.{k}" if isinstance(sub, dict) else s: v for s, sub in d.items()
+            for k, v in (sub.items() if isinstance(sub, dict) else [(None, sub)])}
+
+
+def fingerprint(args, preset: str, keys: list[str] | None = None) -> str | None:
     """The first 16 hex digits of the SHA-256 of ``preset``'s config as this script trains it (seed 0, no time
-    limit): a point trained under another config (the preset changed since) is stale."""
-    doc = json.dumps(base_config(args, preset, 0).to_dict(), sort_keys=True, default=str)
+    limit): a point trained under another config (the preset changed since) is stale.
+
+    ``keys``: the config keys the stored fingerprints cover (the JSON's ``config_keys``; default: every key). A key
+    added to gankit since then is left out of the hash while it holds its default (a new option is off by default,
+    so the runs did not change); set away from it, the config is not one the stored points saw: None."""
+    cfg = base_config(args, preset, 0).to_dict()
+    if keys is not None:
+        kept, defaults = set(keys), _flat(RunConfig().to_dict())
+        if any(v != defaults.get(k) for k, v in _flat(cfg).items() if k not in kept):
+            return None
+        cfg = {s: {k: v for k, v in sub.items() if f"{s}.{k}" in kept} if isinstance(sub, dict) else sub
+               for s, sub in cfg.items() if isinstance(sub, dict) or s in kept}
+    doc = json.dumps(cfg, sort_keys=True, default=str)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
-def drop_stale(args, points: dict, presets: list[str], retrain: set[str]) -> list[str]:
+def drop_stale(args, points: dict, presets: list[str], retrain: set[str], keys: list[str] | None = None
+               ) -> tuple[list[str], bool]:
     """Remove from ``points`` every point of a preset in ``retrain`` or trained under another config than the
-    preset's now; the presets whose points went. Points from before fingerprints were kept get the current one."""
-    gone = set()
-    for preset in presets:
+    preset's now: (the presets whose points went, whether any kept point's fingerprint was restamped). ``keys``:
+    the config keys the stored fingerprints cover (None: today's); a point still valid under them gets today's
+    fingerprint, so the JSON can then record today's keys. Points from before fingerprints get today's one."""
+    gone, restamped = set(), False
+    stored = {rec.get("preset") for rec in points.values()} & set(list_presets())
+    for preset in sorted(set(presets) | stored):  # every stored preset is restamped; only this run's are dropped
         now = fingerprint(args, preset)
+        then = now if keys is None or keys == config_keys() else fingerprint(args, preset, keys)
         for k in [k for k, rec in points.items() if rec.get("preset") == preset]:
             rec = points[k]
-            if preset in retrain or rec.setdefault("config_sha", now) != now:
-                del points[k]
-                gone.add(preset)
-    return sorted(gone)
+            if rec.setdefault("config_sha", then) != then or preset in retrain:
+                if preset in presets:
+                    del points[k]
+                    gone.add(preset)
+            elif rec["config_sha"] != now:
+                rec["config_sha"], restamped = now, True
+    return sorted(gone), restamped
 
 
 def train_point(args, points: dict, preset: str, seed: int, budget: float, info: dict) -> dict | None:
@@ -269,20 +298,24 @@ def write_grid(ckpt: Path, dest: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # The cache.
 
-def load_cache(path: Path, protocol: dict) -> dict:
+def load_cache(path: Path, protocol: dict) -> tuple[dict, list[str] | None]:
+    """(the points, the config keys their fingerprints cover; None: today's, as in files from before the keys were
+    recorded)."""
     if not path.is_file():
-        return {}
+        return {}, None
     data = json.loads(path.read_text())
     if data.get("protocol") != protocol:
         raise GankitError(f"{path} holds points of another protocol ({data.get('protocol')}, not {protocol}); "
                           f"use another --doc folder or move that file away")
-    return data["points"]
+    return data["points"], data.get("config_keys")
 
 
 def save_cache(path: Path, protocol: dict, points: dict) -> None:
+    """Write the points with today's config keys (drop_stale has restamped every point still valid to them)."""
     def plain(o):
         return o.item() if hasattr(o, "item") else str(o)
-    text = json.dumps({"protocol": protocol, "points": dict(sorted(points.items()))}, indent=1, default=plain)
+    text = json.dumps({"protocol": protocol, "config_keys": config_keys(), "points": dict(sorted(points.items()))},
+                      indent=1, default=plain)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text + "\n")
 
@@ -497,15 +530,15 @@ def main(argv: list[str] | None = None) -> int:
     protocol = {"dataset": args.dataset, "n_samples": args.n_samples, "metrics": METRICS, "evaluator": "pinned",
                 "device": "cpu", "overrides": args.overrides}
     try:
-        points = load_cache(args.json, protocol)
+        points, keys = load_cache(args.json, protocol)
     except GankitError as e:
         p.error(str(e))
     retrain = {s.strip() for s in args.retrain.split(",") if s.strip()}
-    stale = drop_stale(args, points, presets, retrain)
+    stale, restamped = drop_stale(args, points, presets, retrain, keys)
     for preset in stale:
         _say(f"{preset}: its points were trained under another config (or --retrain): retraining them")
         (zoo / f"time-{preset}.png").unlink(missing_ok=True)
-    if stale and not args.dry_run:
+    if (stale or restamped or keys != config_keys()) and not args.dry_run:
         save_cache(args.json, protocol, points)
     todo = [pt for pt in plan(presets, args.budgets, args.seeds_at) if not points.get(key(*pt), {}).get("scores")]
 

@@ -82,10 +82,6 @@ def _save(run_dir: Path, info: dict) -> dict:
     return info
 
 
-def _fmt(v) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
-
-
 def _mean_se(xs: list[float]) -> tuple[float, float]:
     m = sum(xs) / len(xs)
     if len(xs) < 2:

@@ -174,3 +174,41 @@ def test_a_changed_preset_is_retrained_and_retrain_forces_it(tc, curves, tmp_pat
     assert tc.main(args + ["--cached", "--retrain", "seed"]) == 0
     assert json.loads(cache.read_text())["points"] == {}
     assert "--retrain" not in region((root / "ZOO.md").read_text())
+
+
+def test_a_key_added_to_gankit_leaves_the_points_valid_while_it_holds_its_default(tc, curves, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """The stored fingerprints cover the config keys of their day (the JSON's config_keys). A key added since is
+    left out of the hash at its default (the runs did not change) and the points are restamped to today's keys; a
+    preset that sets it is stale. Simulated by storing fingerprints taken without model.d_mbstd."""
+    from types import SimpleNamespace
+
+    root = tmp_path / "copy"
+    shutil.copytree(curves[0], root)
+    args = tiny(root, "0.5s,1s", "1s:2")
+    cache = root / "zoo" / "time_runs.json"
+    data = json.loads(cache.read_text())
+    today = tc.config_keys()
+    assert data["config_keys"] == today and "model.d_mbstd" in today
+    old_keys = [k for k in today if k != "model.d_mbstd"]
+    ns = SimpleNamespace(dataset="digits", threads=0, overrides={"model.g_hidden": "16", "model.d_hidden": "16",
+                                                                 "train.epochs": "10000"})
+    now, then = tc.fingerprint(ns, "seed"), tc.fingerprint(ns, "seed", old_keys)
+    assert {p["config_sha"] for p in data["points"].values()} == {now} and then != now
+    old = {**data, "config_keys": old_keys,
+           "points": {k: {**p, "config_sha": then} for k, p in data["points"].items()}}
+    cache.write_text(json.dumps(old))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert tc.main(args + ["--dry-run"]) == 0
+    assert "0 points to do of 3" in capsys.readouterr().out and json.loads(cache.read_text()) == old
+    assert tc.main(args + ["--cached"]) == 0  # restamped to today's keys, nothing dropped
+    new = json.loads(cache.read_text())
+    assert new["config_keys"] == today and new["points"] == data["points"]
+    cache.write_text(json.dumps(old))
+    from gankit import config
+
+    desc, over = config.PRESETS["seed"]
+    monkeypatch.setitem(config.PRESETS, "seed", (desc, {**over, "model.d_mbstd": 4}))
+    assert tc.fingerprint(ns, "seed", old_keys) is None
+    assert tc.main(args + ["--dry-run"]) == 0
+    assert "3 points to do of 3" in capsys.readouterr().out

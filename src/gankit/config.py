@@ -96,6 +96,7 @@ class ModelConfig:
     d_layers: int = 0  # dcgan D: stride-2 convs; 0 = halve down to >= 4 pixels (2 at 28x28, 3 at 32x32)
     maxout_pieces: int = 5  # toy arch: pieces per maxout unit of D (PacGAN: 5)
     d_spectral_norm: bool = False  # spectral normalization of every D weight (Miyato et al. 2018)
+    d_mbstd: int = 0  # mlp D: minibatch standard deviation over groups of this many samples (Karras et al. 2018)
     cond: str = "none"  # none | concat (cGAN, one-hot) | projection (Miyato & Koyama 2018) | acgan
     num_classes: int = 0  # classes of a conditional model; > 0 exactly when cond is not none
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges `pack` samples at once; 1 = no packing
@@ -120,6 +121,7 @@ class ModelConfig:
         _check(self.d_norm in ("none", "batch", "layer"),
                f"model.d_norm must be one of none, batch, layer; got {self.d_norm!r}")
         _check(0.0 <= self.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+        _check(self.d_mbstd >= 0, f"model.d_mbstd must be 0 (off) or a group size >= 1, got {self.d_mbstd}")
         _check(0 <= self.g_layers <= 8, f"model.g_layers must be in [0, 8] (0 = automatic), got {self.g_layers}")
         _check(0 <= self.d_layers <= 8, f"model.d_layers must be in [0, 8] (0 = automatic), got {self.d_layers}")
         _check(self.g_channels > 0 and self.d_channels > 0,

@@ -29,6 +29,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "g_norm": ({"g_norm": "layer"}, {}),
     "d_norm": ({"d_norm": "layer"}, {}),
     "d_dropout": ({"d_dropout": 0.5}, {}),
+    "d_mbstd": ({"d_mbstd": 2}, {}),
     "g_channels": ({"g_channels": 2}, {}),
     "d_channels": ({"d_channels": 2}, {}),
     "g_layers": ({"g_layers": 1}, {}),

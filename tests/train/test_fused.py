@@ -91,8 +91,9 @@ def test_fused_and_autograd_runs_follow_the_same_trajectory(tmp_path, over):
 
 
 @pytest.mark.parametrize("over,why", [
-    ({"model.d_dropout": 0.3}, "norm or dropout"),
-    ({"model.g_norm": "batch"}, "norm or dropout"),
+    ({"model.d_dropout": 0.3}, "norm, dropout"),
+    ({"model.g_norm": "batch"}, "norm, dropout"),
+    ({"model.d_mbstd": 4}, "minibatch std"),
     ({"loss.name": "hinge", "loss.real_target": 1.0}, "loss hinge"),
     ({"train.precision": "bf16"}, "precision bf16"),
     ({"optim.ema_beta": 0.9}, "an EMA of G"),

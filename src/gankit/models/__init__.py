@@ -13,6 +13,7 @@ from ..regularizers import apply_spectral_norm
 from . import dcgan, mlp, r3gan, resnet, toy
 from .conditional import ACGANDiscriminator, ConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import DCGANDiscriminator, DCGANGenerator, init_module_
+from .layers import MinibatchStd
 from .mlp import MLPDiscriminator, MLPGenerator
 from .pack import PackedDiscriminator, packed_shape
 from .resnet import ResNetDiscriminator, ResNetGenerator
@@ -135,5 +136,6 @@ def build_discriminator(cfg: ModelConfig, img_shape: tuple[int, ...]) -> nn.Modu
 
 
 def has_batch_coupling(module: nn.Module) -> bool:
-    """True when some layer mixes the samples of a batch (batch norm), so real and fake need separate passes."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    """True when some layer mixes the samples of a batch (batch norm, minibatch std), so real and fake need
+    separate passes."""
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MinibatchStd)) for m in module.modules())

@@ -22,6 +22,31 @@ def glorot_uniform_(linear: nn.Linear) -> nn.Linear:
     return linear
 
 
+class MinibatchStd(nn.Module):
+    """The minibatch standard deviation of Karras et al. 2018 (progressive GANs), for features (N, F) -> (N, F + 1).
+
+    The batch is cut into N / ``group`` groups of ``group`` samples, sample i in group i mod (N / group), as in their
+    code (one group when N is not a multiple of ``group``; training refuses such a batch size). The appended feature
+    of every sample in a group is the standard deviation of each feature over the group, averaged over the F
+    features. A G that draws nearly the same sample again and again gives small values that a real
+    batch never shows, so D can tell. It couples the samples of a batch, as batch norm does, so real and fake
+    batches go through D apart (models.has_batch_coupling)."""
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        g = self.group if n % self.group == 0 else n
+        groups = x.reshape(g, n // g, -1)  # groups[:, j] holds samples j, j + N/g, j + 2N/g, ...
+        std = (groups.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # (N / g,)
+        return torch.cat([x, std.repeat(g).unsqueeze(1).to(x.dtype)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}"
+
+
 def init_linear(linear: nn.Linear, scheme: str) -> nn.Linear:
     """Apply an init scheme by name: ``glorot_uniform`` (TF1) or ``torch`` (leave PyTorch's default)."""
     if scheme == "glorot_uniform":

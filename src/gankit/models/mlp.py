@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import init_linear
+from .layers import MinibatchStd, init_linear
 
 # The model.* keys these nets read besides models.COMMON_KEYS; any other key set away from its default is refused
 # (models.check_model). bn_momentum is not among them: the batch norms keep PyTorch's momentum 0.1.
-KEYS = frozenset({"g_hidden", "d_hidden", "leaky_slope", "g_norm", "d_norm", "d_dropout"})
+KEYS = frozenset({"g_hidden", "d_hidden", "leaky_slope", "g_norm", "d_norm", "d_dropout", "d_mbstd"})
 
 
 def _norm(kind: str, width: int) -> nn.Module | None:
@@ -67,6 +67,9 @@ class MLPDiscriminator(nn.Module):
             if cfg.d_dropout > 0:
                 layers.append(nn.Dropout(cfg.d_dropout))
             width = h
+        if cfg.d_mbstd > 0:  # one more input to the head: the batch's spread
+            layers.append(MinibatchStd(cfg.d_mbstd))
+            width += 1
         layers.append(init_linear(nn.Linear(width, 1), cfg.init))
         self.net = nn.Sequential(*layers)  # one Sequential, as the seed's checkpoints name it (net.0, net.2, ...)
 

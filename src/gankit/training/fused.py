@@ -12,8 +12,8 @@ minimax loss −mean(softplus(l)) (∂/∂l = −σ(l)/B):
 
 Gradients are written into the parameters' ``.grad`` and the same Adam optimizers step them, so optimizer state,
 checkpoints and resuming are those of the autograd step. It applies to unconditional, unpacked MLP G and D with
-leaky-ReLU hidden layers and no norm or dropout, the BCE losses (nonsaturating, minimax), fp32, one process
-(the "fused" rows of training/options.py); anything else uses autograd. tests/train/test_fused.py checks the
+leaky-ReLU hidden layers and no norm, dropout or minibatch std, the BCE losses (nonsaturating, minimax), fp32, one
+process (the "fused" rows of training/options.py); anything else uses autograd. tests/train/test_fused.py checks the
 gradients against autograd.
 """
 from __future__ import annotations

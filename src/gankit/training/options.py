@@ -70,6 +70,9 @@ RULES: list[Rule] = [
          "--model.num_classes {x.classes}"),
         (lambda c, x: c.train.batch_size % c.model.pack != 0,
          "train.batch_size {c.train.batch_size} is not a multiple of model.pack {c.model.pack}"),
+        (lambda c, x: c.model.d_mbstd > 0 and x.local_batch % c.model.d_mbstd != 0,
+         "train.batch_size {c.train.batch_size} (per process {x.local_batch}) is not a multiple of model.d_mbstd "
+         "{c.model.d_mbstd}"),
         (lambda c, x: x.local_batch % c.model.g_norm_slots != 0,
          "train.batch_size {c.train.batch_size} (per process {x.local_batch}) is not a multiple of "
          "model.g_norm_slots {c.model.g_norm_slots}"),
@@ -99,7 +102,7 @@ RULES: list[Rule] = [
         (lambda c, x: c.train.precision != "fp32", "precision {c.train.precision}"),
         (lambda c, x: c.train.compile, "torch.compile"),
         (lambda c, x: x.distributed, "distributed (DDP reduces autograd's gradients)"),
-        (lambda c, x: not x.mlp_layers, "layers other than Linear/LeakyReLU (norm or dropout)"),
+        (lambda c, x: not x.mlp_layers, "layers other than Linear/LeakyReLU (norm, dropout or minibatch std)"),
     ),
     *_rules(
         "cuda_graphs",
@@ -131,6 +134,7 @@ RULES: list[Rule] = [
         (lambda c, x: bool(c.loss.augment) or c.loss.instance_noise > 0,
          "does not combine with loss.augment or loss.instance_noise"),
         (lambda c, x: c.model.d_dropout > 0, "does not combine with dropout (model.d_dropout)"),
+        (lambda c, x: c.model.d_mbstd > 0, "does not combine with model.d_mbstd"),
         (lambda c, x: c.model.d_spectral_norm, "does not combine with model.d_spectral_norm"),
         (lambda c, x: c.train.adaptive_threads,
          "does not combine with train.adaptive_threads (one loop runs every member)"),
