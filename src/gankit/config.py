@@ -310,7 +310,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # seed-plus (issue #19; docs/ZOO.md "Ending seed-plus's collapse"): the seed's nets and optimizer with the fixes
     # that did most in one-change trials at the seed's 18,000 steps (pinned evaluator, 5,000 samples): R1 30 (recall
     # 0.19 against the seed's 0.008; R1 10 0.17, dropout 0.3 0.065, WGAN-GP 0.24 at 4x the cost), G_ema 0.999
-    # (precision 0.78) and 90,000 steps (150 epochs, about 5 minutes on 2 cores). It halves the collapse, no more:
+    # (precision 0.78) and 90,000 steps (150 epochs, about 5 minutes on 2 cores). It lifts recall to about 0.2, no more:
     # no trial reached recall 0.3 with these layer sizes.
     "seed-plus": ("the seed's nets and optimizer with the cheap fixes that did most against its collapse "
                   "(docs/ZOO.md): R1 30 on D, G_ema 0.999, 150 epochs",
