@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from gankit.config import DataConfig, RunConfig, list_presets, preset_config
+from gankit.config import DataConfig, RunConfig, all_keys, list_presets, preset_config
 from gankit.errors import GankitError
 from gankit.io import atomic_write_text, replace_marked
 from gankit.training.budget import format_duration, parse_duration
@@ -155,7 +155,7 @@ def base_config(args, preset: str, seed: int):
 
 def config_keys() -> list[str]:
     """Every dotted key of a run's config (``train.seed``, ``preset``...), sorted."""
-    return sorted(_flat(RunConfig().to_dict()))
+    return sorted(all_keys())
 
 
 def _flat(d: dict) -> dict:
@@ -191,7 +191,7 @@ def drop_stale(args, points: dict, presets: list[str], retrain: set[str], keys: 
     stored = {rec.get("preset") for rec in points.values()} & set(list_presets())
     for preset in sorted(set(presets) | stored):  # every stored preset is restamped; only this run's are dropped
         now = fingerprint(args, preset)
-        then = now if keys is None or keys == config_keys() else fingerprint(args, preset, keys)
+        then = fingerprint(args, preset, keys)  # the same as now while the keys are today's
         for k in [k for k, rec in points.items() if rec.get("preset") == preset]:
             rec = points[k]
             if rec.setdefault("config_sha", then) != then or preset in retrain:

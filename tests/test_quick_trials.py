@@ -35,12 +35,20 @@ def test_the_share_sampler_follows_the_shares(qt):
     assert np.abs(counts / 5000 - shares).max() < 0.005 and counts.sum() == 5000
 
 
-def test_cached_rewrites_only_its_region(qt, tmp_path):
+def _cached_setup(tmp_path, doc_text: str, cache: str, name: str, steps: int, fd: float, kid: float, precision: float,
+                  recall: float):
+    """A doc and a one-trial record beside it, as --cached reads them; the doc's path."""
     doc = tmp_path / "ZOO.md"
-    doc.write_text(f"# Zoo\n\nbefore\n\n{qt.START}\nstale\n{qt.END}\n\nafter\n")
+    doc.write_text(doc_text)
     (tmp_path / "zoo").mkdir()
-    rec = {"steps": 3000, "fd": 76.62, "kid": 10.6, "precision": 0.509, "recall": 0.609, "classes_over_2pct": 10}
-    (tmp_path / "zoo" / "quick_trials.json").write_text(json.dumps({"base": rec}))
+    rec = {"steps": steps, "fd": fd, "kid": kid, "precision": precision, "recall": recall, "classes_over_2pct": 10}
+    (tmp_path / "zoo" / cache).write_text(json.dumps({name: rec}))
+    return doc
+
+
+def test_cached_rewrites_only_its_region(qt, tmp_path):
+    doc = _cached_setup(tmp_path, f"# Zoo\n\nbefore\n\n{qt.START}\nstale\n{qt.END}\n\nafter\n", "quick_trials.json",
+                        "base", 3000, 76.62, 10.6, 0.509, 0.609)
     assert qt.main(["--cached", "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert text.startswith("# Zoo\n\nbefore\n\n" + qt.START) and text.endswith(qt.END + "\n\nafter\n")
@@ -51,11 +59,8 @@ def test_cached_rewrites_only_its_region(qt, tmp_path):
 
 
 def test_the_seed_family_writes_its_own_region_and_record(qt, tmp_path):
-    doc = tmp_path / "ZOO.md"
-    doc.write_text(f"# Zoo\n\n{qt.START}\nquick table\n{qt.END}\n")
-    (tmp_path / "zoo").mkdir()
-    rec = {"steps": 18000, "fd": 102.7, "kid": 14.2, "precision": 0.718, "recall": 0.193, "classes_over_2pct": 10}
-    (tmp_path / "zoo" / "seed_trials.json").write_text(json.dumps({"R1 30": rec}))
+    doc = _cached_setup(tmp_path, f"# Zoo\n\n{qt.START}\nquick table\n{qt.END}\n", "seed_trials.json", "R1 30", 18000,
+                        102.7, 14.2, 0.718, 0.193)
     assert qt.main(["--family", "seed", "--cached", "--doc", str(doc)]) == 0
     text = doc.read_text()
     start, end = qt.markers(qt.FAMILIES["seed"])
