@@ -14,10 +14,10 @@ KID, precision/recall (k 3), classes. Trials compare at equal steps, or at equal
 step at widths 32 costs half of one at 64 (docs/BENCHMARKS.md "quick-mnist step speed"), so 6,000 steps at 32
 stand against 3,000 at 64.
 
-``kmeans K`` trials are unconditional self-conditioning (after Liu et al. 2020, with clusters of pixels instead of
-D's features): the training images get the labels of a K-means clustering of their pixels (k-means++, 20 Lloyd
-iterations, seed 0), a class-conditional DCGAN (cgan-mnist's nets) trains on them, and sampling draws each cluster
-in proportion to its size; no human label is read.
+The ``N clusters`` trials are self-conditioning (``data.clusters``, gankit/data/clusters.py): the training
+images get the labels of N k-means clusters of their pixels, a class-conditional DCGAN (cgan-mnist's nets) trains
+on them with fake labels drawn by the clusters' sizes, and sampling draws each cluster in proportion to its size;
+no human label is read.
 
 Written: ``docs/zoo/quick_trials.json`` (``seed_trials.json`` for the seed family: every trial's config, steps,
 seconds and scores; the source of truth, so a rerun skips what it holds) and the region of docs/ZOO.md between
@@ -35,34 +35,44 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 METRICS, N_SAMPLES = "fd,kid,pr,classes", 5_000
 HALF = {"model.g_channels": 32, "model.d_channels": 32}
 LR = {1e-3: {"optim.g_lr": 1e-3, "optim.d_lr": 1e-3}, 5e-4: {"optim.g_lr": 5e-4, "optim.d_lr": 5e-4}}
-# name: (steps, overrides of the family's base, k-means clusters as labels (0: none), what it tests)
-TRIALS: dict[str, tuple[int, dict, int, str]] = {
-    "base": (3000, {}, 0, "dcgan-mnist in bf16 (lr 2e-4, widths 64)"),
-    "lr 5e-4": (3000, LR[5e-4], 0, "a higher learning rate"),
-    "lr 1e-3": (3000, LR[1e-3], 0, "higher still"),
-    "lr 2e-3": (3000, {"optim.g_lr": 2e-3, "optim.d_lr": 2e-3}, 0, "higher still"),
-    "linear decay": (3000, {"optim.lr_schedule": "linear"}, 0, "lr 2e-4 decaying to 0 at the last step"),
-    "G_ema 0.999": (3000, {"optim.ema_beta": 0.999}, 0, "an EMA of G"),
-    "kmeans 10": (3000, {}, 10, "self-conditioning on 10 pixel clusters"),
-    "kmeans 20": (3000, {}, 20, "self-conditioning on 20 pixel clusters"),
-    "widths 32": (6000, HALF, 0, "half the widths, the time of 3,000 steps at 64"),
-    "widths 32, lr 5e-4": (6000, {**HALF, **LR[5e-4]}, 0, "both"),
-    "widths 32, lr 1e-3": (12000, {**HALF, **LR[1e-3]}, 0, "longer"),
-    "widths 32, lr 1e-3, G_ema 0.995": (12000, {**HALF, **LR[1e-3], "optim.ema_beta": 0.995}, 0,
-                                        "quick-mnist as shipped"),
-    "quick-mnist, 18,000 steps": (18000, {**HALF, **LR[1e-3], "optim.ema_beta": 0.995}, 0,
-                                  "the shipped recipe for the steps of 5 minutes on 2 cores"),
-    "quick-mnist, G_ema 0.999, 18,000 steps": (18000, {**HALF, **LR[1e-3], "optim.ema_beta": 0.999}, 0,
+QUICK = {**HALF, **LR[1e-3], "optim.ema_beta": 0.995}  # quick-mnist's recipe before self-conditioning
+
+
+def clusters(k: int) -> dict:
+    """Self-conditioning (data.clusters): the labels of k k-means clusters of the pixels for cgan-mnist's nets."""
+    return {"data.clusters": k, "model.cond": "concat", "model.num_classes": k}
+
+
+# name: (steps, overrides of the family's base, what it tests)
+TRIALS: dict[str, tuple[int, dict, str]] = {
+    "base": (3000, {}, "dcgan-mnist in bf16 (lr 2e-4, widths 64)"),
+    "lr 5e-4": (3000, LR[5e-4], "a higher learning rate"),
+    "lr 1e-3": (3000, LR[1e-3], "higher still"),
+    "lr 2e-3": (3000, {"optim.g_lr": 2e-3, "optim.d_lr": 2e-3}, "higher still"),
+    "linear decay": (3000, {"optim.lr_schedule": "linear"}, "lr 2e-4 decaying to 0 at the last step"),
+    "G_ema 0.999": (3000, {"optim.ema_beta": 0.999}, "an EMA of G"),
+    "widths 32": (6000, HALF, "half the widths, the time of 3,000 steps at 64"),
+    "widths 32, lr 5e-4": (6000, {**HALF, **LR[5e-4]}, "both"),
+    "widths 32, lr 1e-3": (12000, {**HALF, **LR[1e-3]}, "longer"),
+    "widths 32, lr 1e-3, G_ema 0.995": (12000, {**HALF, **LR[1e-3], "optim.ema_beta": 0.995},
+                                        "quick-mnist before the longer trials"),
+    "quick-mnist, 18,000 steps": (18000, QUICK, "quick-mnist before self-conditioning, for the steps of 5 minutes on "
+                                                "2 cores"),
+    "quick-mnist, G_ema 0.999, 18,000 steps": (18000, {**HALF, **LR[1e-3], "optim.ema_beta": 0.999},
                                                "a longer EMA at that length"),
     "quick-mnist, lr 2e-3, 18,000 steps": (18000, {**HALF, "optim.g_lr": 2e-3, "optim.d_lr": 2e-3,
-                                                   "optim.ema_beta": 0.995}, 0, "a higher lr at that length"),
-    "widths 32, lr 1e-3, batch 32": (20000, {**HALF, **LR[1e-3], "train.batch_size": 32}, 0,
+                                                   "optim.ema_beta": 0.995}, "a higher lr at that length"),
+    "quick-mnist, 5 clusters, 18,000 steps": (18000, {**QUICK, **clusters(5)}, "self-conditioning on 5 clusters"),
+    "quick-mnist, 10 clusters, 18,000 steps": (18000, {**QUICK, **clusters(10)},
+                                               "on 10 clusters: quick-mnist as shipped"),
+    "quick-mnist, 20 clusters, 18,000 steps": (18000, {**QUICK, **clusters(20)}, "on 20 clusters"),
+    "quick-mnist, 50 clusters, 18,000 steps": (18000, {**QUICK, **clusters(50)}, "on 50 clusters"),
+    "widths 32, lr 1e-3, batch 32": (20000, {**HALF, **LR[1e-3], "train.batch_size": 32},
                                      "batch 32: 1.7x the steps of batch 64 in the same time"),
 }
 
@@ -70,36 +80,36 @@ TRIALS: dict[str, tuple[int, dict, int, str]] = {
 # The seed-plus trials: the seed's networks exactly (784-128-784 G, 784-128-1 D), one change at a time, for the seed's
 # own 18,000 steps (30 epochs of batch 100); "longer" rows show whether time alone would end the collapse.
 RT1 = {"loss.real_target": 1.0}  # the target-free losses (hinge, relativistic, Wasserstein) take no label smoothing
-SEED_TRIALS: dict[str, tuple[int, dict, int, str]] = {
-    "seed": (18000, {}, 0, "the tutorial's GAN"),
-    "dropout 0.3": (18000, {"model.d_dropout": 0.3}, 0, "seed-plus before these trials"),
-    "dropout 0.3, 90,000 steps": (90000, {"model.d_dropout": 0.3}, 0, "five times longer"),
-    "R1 1": (18000, {"loss.r1_gamma": 1.0}, 0, "a gradient penalty on real data (Mescheder et al. 2018)"),
-    "R1 10": (18000, {"loss.r1_gamma": 10.0}, 0, "a stronger one"),
+SEED_TRIALS: dict[str, tuple[int, dict, str]] = {
+    "seed": (18000, {}, "the tutorial's GAN"),
+    "dropout 0.3": (18000, {"model.d_dropout": 0.3}, "seed-plus before these trials"),
+    "dropout 0.3, 90,000 steps": (90000, {"model.d_dropout": 0.3}, "five times longer"),
+    "R1 1": (18000, {"loss.r1_gamma": 1.0}, "a gradient penalty on real data (Mescheder et al. 2018)"),
+    "R1 10": (18000, {"loss.r1_gamma": 10.0}, "a stronger one"),
     "relativistic, R1 R2 1": (18000, {**RT1, "loss.name": "relativistic", "loss.r1_gamma": 1.0,
-                                      "loss.r2_gamma": 1.0}, 0, "R3GAN's loss and penalties"),
-    "R1 30": (18000, {"loss.r1_gamma": 30.0}, 0, "stronger still"),
-    "R1 100": (18000, {"loss.r1_gamma": 100.0}, 0, "stronger still"),
-    "R1 10, dropout 0.3": (18000, {"loss.r1_gamma": 10.0, "model.d_dropout": 0.3}, 0, "both fixes"),
-    "R1 10, 90,000 steps": (90000, {"loss.r1_gamma": 10.0}, 0, "five times longer"),
-    "R1 30, 90,000 steps": (90000, {"loss.r1_gamma": 30.0}, 0, "five times longer"),
-    "R1 30, G_ema 0.999": (18000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999}, 0, "R1 and an EMA of G"),
-    "R1 30, pack 2": (18000, {"loss.r1_gamma": 30.0, "model.pack": 2}, 0, "R1 and PacGAN's packing of 2"),
-    "R1 30, no label smoothing": (18000, {"loss.r1_gamma": 30.0, "loss.real_target": 1.0}, 0,
+                                      "loss.r2_gamma": 1.0}, "R3GAN's loss and penalties"),
+    "R1 30": (18000, {"loss.r1_gamma": 30.0}, "stronger still"),
+    "R1 100": (18000, {"loss.r1_gamma": 100.0}, "stronger still"),
+    "R1 10, dropout 0.3": (18000, {"loss.r1_gamma": 10.0, "model.d_dropout": 0.3}, "both fixes"),
+    "R1 10, 90,000 steps": (90000, {"loss.r1_gamma": 10.0}, "five times longer"),
+    "R1 30, 90,000 steps": (90000, {"loss.r1_gamma": 30.0}, "five times longer"),
+    "R1 30, G_ema 0.999": (18000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999}, "R1 and an EMA of G"),
+    "R1 30, pack 2": (18000, {"loss.r1_gamma": 30.0, "model.pack": 2}, "R1 and PacGAN's packing of 2"),
+    "R1 30, no label smoothing": (18000, {"loss.r1_gamma": 30.0, "loss.real_target": 1.0},
                                   "R1 with real target 1"),
-    "R1 10, translation": (18000, {"loss.r1_gamma": 10.0, "loss.augment": "translation"}, 0, "R1 and augmentation"),
-    "minibatch std 4": (18000, {"model.d_mbstd": 4}, 0,
+    "R1 10, translation": (18000, {"loss.r1_gamma": 10.0, "loss.augment": "translation"}, "R1 and augmentation"),
+    "minibatch std 4": (18000, {"model.d_mbstd": 4},
                         "D sees the samples' spread in groups of 4 (Karras et al. 2018; one more input to its head)"),
-    "R1 30, minibatch std 4": (18000, {"loss.r1_gamma": 30.0, "model.d_mbstd": 4}, 0, "R1 and the spread"),
-    "spectral norm": (18000, {"model.d_spectral_norm": True}, 0, "spectral normalisation of D's weights"),
-    "hinge": (18000, {**RT1, "loss.name": "hinge"}, 0, "the hinge loss"),
-    "TTUR": (18000, {"optim.g_lr": 2.5e-4, "optim.d_lr": 1e-3}, 0, "G's lr a quarter of D's (Heusel et al. 2017)"),
-    "instance noise 0.3": (18000, {"loss.instance_noise": 0.3}, 0, "noise on D's inputs, decaying to 0"),
-    "translation": (18000, {"loss.augment": "translation"}, 0, "DiffAugment's translation on D's inputs"),
+    "R1 30, minibatch std 4": (18000, {"loss.r1_gamma": 30.0, "model.d_mbstd": 4}, "R1 and the spread"),
+    "spectral norm": (18000, {"model.d_spectral_norm": True}, "spectral normalisation of D's weights"),
+    "hinge": (18000, {**RT1, "loss.name": "hinge"}, "the hinge loss"),
+    "TTUR": (18000, {"optim.g_lr": 2.5e-4, "optim.d_lr": 1e-3}, "G's lr a quarter of D's (Heusel et al. 2017)"),
+    "instance noise 0.3": (18000, {"loss.instance_noise": 0.3}, "noise on D's inputs, decaying to 0"),
+    "translation": (18000, {"loss.augment": "translation"}, "DiffAugment's translation on D's inputs"),
     "WGAN-GP": (18000, {**RT1, "loss.name": "wasserstein", "loss.gp_weight": 10.0, "train.d_steps": 5,
-                        "optim.g_lr": 1e-4, "optim.d_lr": 1e-4, "optim.beta1": 0.0, "optim.beta2": 0.9}, 0,
+                        "optim.g_lr": 1e-4, "optim.d_lr": 1e-4, "optim.beta1": 0.0, "optim.beta2": 0.9},
                 "the Wasserstein loss with a gradient penalty, 5 D steps (Gulrajani et al. 2017)"),
-    "seed-plus": (90000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999}, 0,
+    "seed-plus": (90000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999},
                   "R1 30 and G_ema 0.999 for 90,000 steps: seed-plus as shipped (about 5 minutes on 2 cores)"),
 }
 
@@ -130,40 +140,6 @@ def markers(family: Family) -> tuple[str, str]:
 START, END = markers(FAMILIES["quick"])
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0) -> torch.Tensor:
-    """Cluster labels (N,) of the rows of ``x`` (N, D): k-means++ seeding, then ``iters`` Lloyd iterations."""
-    g = torch.Generator().manual_seed(seed)
-    centres = x[torch.randint(len(x), (1,), generator=g)]
-    d2 = ((x - centres) ** 2).sum(1)
-    for _ in range(k - 1):
-        i = torch.multinomial(d2, 1, generator=g)
-        centres = torch.cat([centres, x[i]])
-        d2 = torch.minimum(d2, ((x - x[i]) ** 2).sum(1))
-    sq = (x * x).sum(1, keepdim=True)
-    for _ in range(iters):
-        labels = (sq - 2 * x @ centres.T + (centres * centres).sum(1)).argmin(1)
-        for j in range(k):
-            members = labels == j
-            if members.any():
-                centres[j] = x[members].mean(0)
-    return (sq - 2 * x @ centres.T + (centres * centres).sum(1)).argmin(1)
-
-
-class ByClusterSize(torch.nn.Module):
-    """An unconditional view of a self-conditioned G: sample i gets the cluster at the golden-ratio point
-    frac(i·0.618...) of the clusters' cumulative shares, so any run of samples follows the shares closely."""
-
-    def __init__(self, G: torch.nn.Module, shares: np.ndarray):
-        super().__init__()
-        self.G, self.cum, self.i = G, torch.as_tensor(np.cumsum(shares), dtype=torch.float64), 0
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        u = (torch.arange(self.i, self.i + len(z), dtype=torch.float64) * 0.6180339887498949) % 1.0
-        self.i += len(z)
-        y = torch.searchsorted(self.cum, u).clamp(max=len(self.cum) - 1)
-        return self.G(z, y.to(z.device))
-
-
 def run_trial(family: str, name: str, runs: str) -> dict:
     """Train and score one trial of a family in this process (one thread); its record."""
     import gankit
@@ -171,19 +147,13 @@ def run_trial(family: str, name: str, runs: str) -> dict:
     from gankit.data import load_dataset
     from gankit.metrics import Scorer
     from gankit.metrics.evaluate import parse_metrics
+    from gankit.metrics.scoring import num_classes
 
     torch.set_num_threads(1)
     fam = FAMILIES[family]
-    steps, over, k, _ = fam.trials[name]
+    steps, over, _ = fam.trials[name]
     fashion = DataConfig(name="fashion-mnist")
     data = load_dataset(fashion, log=lambda *_: None)
-    shares = None
-    if k:
-        flat = data.images.reshape(len(data.images), -1).float() / 255
-        labels = kmeans(flat, k)
-        shares = np.bincount(labels.numpy(), minlength=k) / len(labels)
-        data = type(data)(f"fashion-mnist kmeans{k}", data.images, labels, data.source, k)
-        over = {**over, "model.cond": "concat", "model.num_classes": k}
     cfg = preset_config(fam.base).with_overrides({
         "data.name": "fashion-mnist", **fam.common, "train.steps": steps, "train.epochs": None,
         "train.device": "cpu", "train.threads": 1, "train.progress": False, "train.sample_every": 0,
@@ -193,11 +163,11 @@ def run_trial(family: str, name: str, runs: str) -> dict:
     res = gankit.train(cfg, run_dir, dataset=data, overwrite=True, log=lambda *_: None)
     train_s = time.perf_counter() - t0
     g = gankit.load(res.run_dir)
-    G = ByClusterSize(g.G, shares) if k else g.G
     scorer = Scorer(METRICS, n=N_SAMPLES, data=fashion, evaluator="pinned", log=lambda *_: None)
-    rep = scorer.score_generator(G, g.z_dim, fashion)
+    rep = scorer.score_generator(g.G, g.z_dim, fashion, num_classes=num_classes(g.config.model),
+                                 label_shares=g.label_shares)
     fd, kid, pr, cl = (rep["metrics"][s.name] for s in parse_metrics(METRICS, N_SAMPLES))
-    return {"steps": steps, "overrides": over, "kmeans": k, "train_s": round(train_s, 1),
+    return {"steps": steps, "overrides": over, "train_s": round(train_s, 1),
             "date": time.strftime("%Y-%m-%d", time.gmtime()), "torch": torch.__version__,
             "fd": fd["fd"], "kid": kid["kid"], "precision": pr["precision"], "recall": pr["recall"],
             "classes_over_2pct": int(sum(h >= 0.02 for h in cl["histogram"])),
@@ -214,7 +184,7 @@ def table(results: dict, family: str = "quick") -> str:
              "(FD is higher at 5,000 samples than at 10,000: compare within this table).", "",
              "| trial | steps | FD ↓ | KID ↓ | precision | recall | classes ≥ 2 % | what it tests |",
              "|---|---|---|---|---|---|---|---|"]
-    for name, (_, _, _, what) in fam.trials.items():
+    for name, (_, _, what) in fam.trials.items():
         r = results.get(name)
         if r is None:
             lines.append(f"| {name} | not run yet | | | | | | {what} |")

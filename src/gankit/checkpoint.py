@@ -167,6 +167,13 @@ def _check_fields(p: Path, state: dict[str, Any]) -> None:
     for key in ("G", "G_ema", "D"):
         if not all(isinstance(t, torch.Tensor) for t in state.get(key, {}).values()):
             raise GankitError(f"{p}: the {key} weights hold something other than tensors (damaged file?)")
+    shares = state.get("label_shares")  # data.clusters: the clusters' shares, one per class of the model
+    if shares is not None:
+        k = RunConfig.from_dict(state["config"]).model.num_classes
+        if (not isinstance(shares, list) or len(shares) != k
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in shares)
+                or abs(sum(shares) - 1) > 1e-3):
+            raise GankitError(f"{p}: label_shares {_short(shares)} are not {k} shares summing to 1 (damaged file?)")
     lr_scale = state.get("lr_scale", 1.0)
     if not isinstance(lr_scale, (int, float)) or isinstance(lr_scale, bool) or not 0 < lr_scale <= 1:
         raise GankitError(f"{p}: lr_scale {_short(lr_scale)} is not in (0, 1] (damaged file?)")

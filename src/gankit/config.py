@@ -29,6 +29,8 @@ MAX_SEED = 2**32 - 1
 MAX_LOG_EVERY = 1_000_000
 # train.time_limit and gankit train --time (training/budget.py): at most a year of seconds; more is a typo.
 MAX_TIME_LIMIT = 366 * 86400
+# data.clusters: one one-hot input per cluster reaches G and (model.cond concat) every pixel of D's input
+MAX_CLUSTERS = 1000
 
 
 def seed_arg(text: str) -> int:
@@ -61,7 +63,11 @@ class DataConfig:
     download: bool = True  # allow downloading known datasets into the user cache
     resolution: int | None = None  # image folders: resize to this square size
     channels: int | None = None  # image folders: 1 (grayscale) or 3 (RGB); None = from the first image
-    seed: int = 0  # generated datasets (ring8, grid25, mog1d, drawn, stacked-mnist): the sampling seed
+    seed: int = 0  # generated datasets (ring8, grid25, mog1d, drawn, stacked-mnist): the sampling seed; data.clusters
+    # (> 0): self-conditioning (data/clusters.py): the training labels are the ids of this many k-means clusters of
+    # the pixels (seeded by data.seed), read by a conditional model (model.cond, model.num_classes = clusters); fake
+    # labels and samples follow the clusters' sizes. No human label is read: the model is unconditional to its user
+    clusters: int = 0
     size: int | None = None  # generated datasets: examples (None = protocol's: 100,000 points, 128,000 stacks)
     base: str = "mnist"  # stacked-mnist: its MNIST-format source: mnist, fashion-mnist or idx (with data.dir)
 
@@ -69,6 +75,8 @@ class DataConfig:
         _check(self.split in ("train", "test"), f"data.split must be 'train' or 'test', got {self.split!r}")
         _check(self.seed >= 0, f"data.seed must be >= 0, got {self.seed}")
         _check(self.size is None or self.size > 0, f"data.size must be positive, got {self.size}")
+        _check(0 <= self.clusters <= MAX_CLUSTERS,
+               f"data.clusters must be 0 (off) or a number of clusters up to {MAX_CLUSTERS}, got {self.clusters}")
         _check(self.base in ("mnist", "fashion-mnist", "idx"),
                f"data.base must be mnist, fashion-mnist or idx, got {self.base!r}")
         _check(self.resolution is None or 4 <= self.resolution <= 1024,
@@ -319,17 +327,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                     {**_DCGAN, "train.epochs": 20}),
     # quick-mnist (issue #19, best samples per CPU-minute; docs/ZOO.md "Best samples per CPU-minute"): dcgan-mnist's
     # architecture at half the widths (32: twice the steps per second), Adam 1e-3 instead of 2e-4, bf16 autocast (1.4x
-    # the fp32 step on AVX-512-BF16 cores) and G_ema 0.995. Trials on Fashion-MNIST at equal steps (pinned evaluator,
-    # 5,000 samples; docs/ZOO.md lists them): at 3,000 steps lr 2e-4 FD 77, 5e-4 52, 1e-3 47, 2e-3 45; a linear lr
-    # decay 113 and G_ema 0.999 106 (too short for them); widths 32 at 6,000 steps (the time of 3,000 at 64) 64 vs 77;
-    # batch 32 at 20,000 steps no better than 64 at 12,000 (31.9 vs 31.4); labels from k-means of the pixels
-    # (self-conditioning) collapsed (recall 0.10). 150,000 steps outlast --time 30m; the lrs are constant, so a cut
-    # run trained at full rate.
-    "quick-mnist": ("DCGAN at widths 32 for a CPU time budget: Adam 1e-3 (0.5), bf16 autocast, G_ema 0.995, batch 64, "
-                    "150,000 steps; use --time 5m",
+    # the fp32 step on AVX-512-BF16 cores), G_ema 0.995, and self-conditioning on 10 k-means clusters of the pixels
+    # (data.clusters: cgan-mnist's nets read cluster ids, no human label). Trials on Fashion-MNIST at equal steps
+    # (pinned evaluator, 5,000 samples; docs/ZOO.md "How quick-mnist was chosen" lists them): at 3,000 steps lr 2e-4
+    # FD 77, 5e-4 52, 1e-3 47, 2e-3 45; a linear lr decay 113 and G_ema 0.999 106 (too short for them); widths 32 at
+    # 6,000 steps (the time of 3,000 at 64) 64 vs 77; batch 32 no better than 64 at equal time; at 18,000 steps (5
+    # minutes on 2 cores) the 10 clusters take FD from 26 to about 11. 150,000 steps outlast --time 30m; the lrs are
+    # constant, so a cut run trained at full rate.
+    "quick-mnist": ("DCGAN at widths 32 for a CPU time budget, self-conditioned on 10 k-means clusters of the pixels "
+                    "(no labels read): Adam 1e-3 (0.5), bf16 autocast, G_ema 0.995, batch 64, 150,000 steps; use "
+                    "--time 5m",
                     {**_DCGAN, "model.g_channels": 32, "model.d_channels": 32, "optim.g_lr": 1e-3, "optim.d_lr": 1e-3,
                      "optim.ema_beta": 0.995, "train.precision": "bf16", "train.steps": 150_000,
-                     "train.epochs": None}),
+                     "train.epochs": None, "data.clusters": 10, "model.cond": "concat", "model.num_classes": 10}),
     "wgan-gp-mnist": ("WGAN-GP (Gulrajani et al. 2017): DCGAN nets, layer norm in D, lambda 10, 5 critic steps",
                       {**_DCGAN, "model.d_norm": "layer", "loss.name": "wasserstein", "loss.gp_weight": 10.0,
                        "optim.g_lr": 1e-4, "optim.d_lr": 1e-4, "optim.beta1": 0.0, "optim.beta2": 0.9,

@@ -14,6 +14,7 @@ import torch
 
 from .checkpoint import load_checkpoint, load_state_strict, resolve_checkpoint
 from .config import RunConfig
+from .data.clusters import spread_labels
 from .device import resolve_device
 from .errors import GankitError, option
 from .images import save_grid, to_numpy_uint8
@@ -46,6 +47,9 @@ class LoadedGenerator:
             raise GankitError(f"{path}: the {self.weights} weights hold NaN/inf (the run diverged); its samples "
                               f"would be blank: use an earlier checkpoint from the run's checkpoints/ folder")
         self.G.to(self.device).eval()
+        # data.clusters (self-conditioning): the clusters' shares of the training images, which sampling follows
+        shares = state.get("label_shares")
+        self.label_shares = torch.tensor(shares, dtype=torch.float64) if shares is not None else None
 
     @property
     def z_dim(self) -> int:
@@ -57,7 +61,8 @@ class LoadedGenerator:
         """``n`` samples as float32 (n, C, H, W) in [-1, 1]. The same ``seed`` gives the same samples.
 
         A conditional G (``model.cond`` not none) takes ``labels``, int64 (n,) in [0, num_classes); without
-        them sample i gets class i mod num_classes."""
+        them sample i gets class i mod num_classes, or for a self-conditioned G (``data.clusters``) a cluster in
+        proportion to its share of the training images (:func:`gankit.data.clusters.spread_labels`)."""
         if z is None:
             _check_count(n)
             check_fits(n * math.prod(self.img_shape) * 9, f"{n:,} samples of shape {list(self.img_shape)}",
@@ -65,7 +70,10 @@ class LoadedGenerator:
             z = latents(n, self.z_dim, seed)
         k = self.config.model.num_classes if self.config.model.cond != "none" else 0
         if k:
-            labels = torch.arange(z.shape[0]) % k if labels is None else torch.as_tensor(labels).long()
+            if labels is None:
+                labels = (spread_labels(self.label_shares, 0, z.shape[0]) if self.label_shares is not None
+                          else torch.arange(z.shape[0]) % k)
+            labels = torch.as_tensor(labels).long()
             bad_range = labels.numel() > 0 and not 0 <= int(labels.min()) <= int(labels.max()) < k
             if labels.shape != (z.shape[0],) or bad_range:
                 raise GankitError(f"labels must be {z.shape[0]} class indices in [0, {k}), got shape "

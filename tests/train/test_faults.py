@@ -132,6 +132,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tiny_disk, cap
     ("G", {"net.0.weight": [1.0]}, r"the G weights hold something other than tensors"),
     ("format_version", "1", r"checkpoint format version '1' is not a version number"),
     ("lr_scale", "half", r"lr_scale 'half' is not in \(0, 1\]"),
+    ("label_shares", [0.5, 0.5], r"label_shares \[0\.5, 0\.5\] are not 0 shares summing to 1"),
 ])
 def test_crafted_checkpoint_fields_are_refused_in_one_line(run, tmp_path, refused, field, value, msg):
     bad = _rewrite(run, tmp_path, lambda s: s.update({field: value}))

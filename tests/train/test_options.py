@@ -14,6 +14,8 @@ CPU, CUDA = Context(device="cpu", local_batch=64), Context(device="cuda", local_
 # (path, overrides, context): each row must make its path refuse; together they must reach every rule
 TRIGGERS = [
     ("run", {"loss.augment": "color"}, Context(images=False, local_batch=64)),
+    ("run", {"data.clusters": 10}, CPU),
+    ("run", {"data.clusters": 10, "model.cond": "concat", "model.num_classes": 12}, CPU),
     ("run", {"model.cond": "concat", "model.num_classes": 10}, CPU),
     ("run", {"model.cond": "concat", "model.num_classes": 2}, Context(classes=10, local_batch=64)),
     ("run", {"train.batch_size": 63, "model.pack": 2}, CPU),

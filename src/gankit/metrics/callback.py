@@ -67,7 +67,8 @@ def training_callback(metrics: str | list[str] = "fd5k", every: int = 1, *, batc
         t0 = time.perf_counter()
         G = getattr(trainer, "G_ema", None) or trainer.G  # G_ema, where kept, is what sampling uses
         m = trainer.cfg.model
-        report = scorer.score_generator(G, m.z_dim, data, num_classes=num_classes(m))
+        report = scorer.score_generator(G, m.z_dim, data, num_classes=num_classes(m),
+                                        label_shares=getattr(trainer, "label_shares", None))
         scores = report["metrics"]
         record = {"step": trainer.step, "epoch": epoch, "seconds": round(time.perf_counter() - t0, 2),
                   "metrics": {n: {**_compact(r), "floor": _compact(r["floor"]) if r["floor"] else None}

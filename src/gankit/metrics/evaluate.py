@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 
 from ..data import Dataset, to_unit_range
+from ..data.clusters import spread_labels
 from ..errors import GankitError
 from .metric import Metric, tensor_sampler  # noqa: F401  (tensor_sampler: re-exported)
 from .registry import METRICS, list_metrics
@@ -103,11 +104,13 @@ def parse_metrics(names: str | list[str], default_n: int = 10_000) -> list[Metri
 # Samplers.
 
 def generator_sampler(G: torch.nn.Module, z_dim: int, seed: int = 0, device: str | torch.device | None = None,
-                      num_classes: int = 0) -> Sampler:
+                      num_classes: int = 0, label_shares: torch.Tensor | None = None) -> Sampler:
     """A sampler drawing z ~ N(0, I) from its own seeded generator and returning G(z) on the CPU.
 
     A class-conditional G (``num_classes`` > 0) is called as G(z, y) with y = sample index mod num_classes, so
-    every class is drawn equally. G runs in eval mode; its previous mode is restored after each call."""
+    every class is drawn equally; with ``label_shares`` (a self-conditioned G, ``data.clusters``) sample i takes a
+    class in proportion to its share (:func:`gankit.data.clusters.spread_labels`). G runs in eval mode; its previous
+    mode is restored after each call."""
     gen = torch.Generator().manual_seed(seed)
     dev = device if device is not None else next(G.parameters()).device
     count = [0]
@@ -119,7 +122,8 @@ def generator_sampler(G: torch.nn.Module, z_dim: int, seed: int = 0, device: str
         try:
             z = torch.randn(n, z_dim, generator=gen).to(dev)
             if num_classes:
-                y = (torch.arange(count[0], count[0] + n) % num_classes).to(dev)
+                y = (spread_labels(label_shares, count[0], n) if label_shares is not None
+                     else torch.arange(count[0], count[0] + n) % num_classes).to(dev)
                 count[0] += n
                 return G(z, y).float().cpu()
             return G(z).float().cpu()

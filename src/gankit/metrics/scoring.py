@@ -146,13 +146,16 @@ class Scorer:
         ref = self.side(self.resolve_data(data)).reference
         return ref.floor if ref is not None else None
 
-    def score_generator(self, G: torch.nn.Module, z_dim: int, data: DataConfig, *, num_classes: int = 0) -> dict:
+    def score_generator(self, G: torch.nn.Module, z_dim: int, data: DataConfig, *, num_classes: int = 0,
+                        label_shares: torch.Tensor | None = None) -> dict:
         """Score the module ``G`` (z (N, z_dim) -> samples (N, C, H, W) in [-1, 1]) against ``data``; the report
-        of :func:`gankit.metrics.evaluate`, plus ``inception`` when torch-fidelity metrics were asked for."""
+        of :func:`gankit.metrics.evaluate`, plus ``inception`` when torch-fidelity metrics were asked for. A
+        conditional G takes its ``num_classes`` in turn, or by ``label_shares`` (a self-conditioned G)."""
         side = self.side(data)
 
         def sampler():  # each pass draws the same seeded latents
-            return generator_sampler(G, z_dim, seed=self.seed, device=self.device, num_classes=num_classes)
+            return generator_sampler(G, z_dim, seed=self.seed, device=self.device, num_classes=num_classes,
+                                     label_shares=label_shares)
         report: dict = {"metrics": {}}
         if side.streamed:
             report = evaluate(sampler(), [s.name for s in side.streamed], evaluator=side.evaluator,
@@ -172,7 +175,8 @@ class Scorer:
         g = load(run_or_checkpoint, device=self.device)
         # drawn points live in the run folder (gankit lab's points.json)
         data = run_data(self.resolve_data(g.config.data, g.img_shape), g.path)
-        report = self.score_generator(g.G, g.z_dim, data, num_classes=num_classes(g.config.model))
+        report = self.score_generator(g.G, g.z_dim, data, num_classes=num_classes(g.config.model),
+                                      label_shares=g.label_shares)
         report["run"] = {"checkpoint": str(g.path), "step": g.step, "dataset": data.name, "seed": self.seed}
         return report
 

@@ -136,7 +136,7 @@ class Studio:
             size = render.POINTS_SIZE * p["zoom"]
             self._check_pixels(size, size)
             z = render.latents(gen.z_dim, p["n"], p["seed"], p["scale"])
-            labels = render.labels_for(p["n"], p["seed"], k, p["label"])
+            labels = render.labels_for(p["n"], p["seed"], k, p["label"], gen.label_shares)
             x = gen.sample(p["n"], None, z=z) if labels is None else gen.sample(p["n"], None, z=z, labels=labels)
             body = render.points_png(x.numpy(), p["zoom"])
             self.cache.put(key, body)
@@ -149,7 +149,7 @@ class Studio:
             width, height = render.grid_shape(n, gen.img_shape, nrow, p["zoom"])
             self._check_pixels(width, height)
             z = render.latents(gen.z_dim, n, p["seed"], p["scale"])
-            imgs = render.generate(gen, z, render.labels_for(n, p["seed"], k, p["label"]))
+            imgs = render.generate(gen, z, render.labels_for(n, p["seed"], k, p["label"], gen.label_shares))
             body = render.grid_png(imgs, nrow, p["zoom"])
         else:
             steps = p["steps"]
@@ -159,7 +159,7 @@ class Studio:
                 self._check_pixels(w * p["zoom"], h * p["zoom"] * steps)
             z = render.interpolation_latents(gen.z_dim, p["seed_a"], p["seed_b"], steps, p["scale"], p["mode"])
             label = p["label"] if p["label"] is not None else (0 if k else None)
-            labels = render.labels_for(steps, p["seed_a"], k, label)
+            labels = render.labels_for(steps, p["seed_a"], k, label, gen.label_shares)
             imgs = render.generate(gen, z, labels)
             if endpoint == "interp":
                 body = render.grid_png(imgs, steps, p["zoom"])

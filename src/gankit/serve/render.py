@@ -12,6 +12,7 @@ import io
 import numpy as np
 import torch
 
+from ..data.clusters import draw_labels
 from ..images import make_grid, png_bytes, to_numpy_uint8
 
 PAD = 2  # pixels between grid cells (gankit.images.make_grid's default)
@@ -24,13 +25,17 @@ def latents(z_dim: int, n: int, seed: int, scale: float = 1.0) -> torch.Tensor:
     return draw(n, z_dim, seed) * scale
 
 
-def labels_for(n: int, seed: int, num_classes: int, label: int | None) -> torch.Tensor | None:
-    """int64 (n,) class labels: all ``label``, or drawn uniformly from the seed when None."""
+def labels_for(n: int, seed: int, num_classes: int, label: int | None,
+               shares: torch.Tensor | None = None) -> torch.Tensor | None:
+    """int64 (n,) class labels: all ``label``, or drawn from the seed when None: uniformly, or by ``shares`` (a
+    self-conditioned G's clusters, ``data.clusters``)."""
     if num_classes <= 0:
         return None
     if label is not None:
         return torch.full((n,), label, dtype=torch.long)
     g = torch.Generator().manual_seed(seed + 1)
+    if shares is not None:
+        return draw_labels(shares.double(), n, g)
     return torch.randint(num_classes, (n,), generator=g)
 
 

@@ -63,6 +63,12 @@ RULES: list[Rule] = [
         "run",
         (lambda c, x: bool(c.loss.augment) and not x.images,
          "loss.augment {c.loss.augment!r} needs images, dataset {x.dataset} holds vectors; set --loss.augment ''"),
+        (lambda c, x: c.data.clusters > 0 and c.model.cond == "none",
+         "data.clusters {c.data.clusters} labels the images for a conditional model; set --model.cond concat (or "
+         "projection, acgan) and --model.num_classes {c.data.clusters}"),
+        (lambda c, x: c.data.clusters > 0 and c.model.num_classes != c.data.clusters,
+         "data.clusters {c.data.clusters} makes {c.data.clusters} classes, model.num_classes is "
+         "{c.model.num_classes}; set --model.num_classes {c.data.clusters}"),
         (lambda c, x: c.model.cond != "none" and x.classes is None,
          "model.cond {c.model.cond} needs labels, dataset {x.dataset} has none; use model.cond none"),
         (lambda c, x: c.model.cond != "none" and x.classes is not None and x.classes > c.model.num_classes,

@@ -18,7 +18,7 @@ from ..checkpoint import host_rng_state, load_checkpoint, load_state_strict, res
     set_host_rng_state
 from ..augment import parse_policy
 from ..config import RunConfig
-from ..data import Dataset, check_data, load_dataset, run_data
+from ..data import Dataset, check_data, clusters, load_dataset, run_data
 from ..data.toy import read_points, write_points
 from ..device import resolve_device
 from ..ema import make_ema
@@ -99,14 +99,23 @@ class Run:
         if self.dist.is_main:
             check_out_free(Path(out), overwrite, in_place)
         self.data = (dataset if dataset is not None else load_dataset(data_cfg, log=log, model=cfg.preset))
-        self.data = self.data.to(self.device)
         self._check_batch()
         self.img_shape = self.data.shape
+        k = cfg.data.clusters  # self-conditioning (data/clusters.py): k classes, made below once the checks pass
         ctx = options.Context(device=self.device.type, distributed=self.dist.enabled, dataset=self.data.name,
                               images=len(self.img_shape) == 3, local_batch=self.local_batch,
-                              classes=self.data.num_classes if self.data.labels is not None else None)
+                              classes=k or (self.data.num_classes if self.data.labels is not None else None))
         memory.check_training_fits(cfg, self.img_shape, self.device)  # before G and D are allocated
         options.check("run", cfg, ctx)
+        # data.clusters: the labels are k-means clusters of the pixels; fake labels follow the clusters' sizes
+        self.label_shares, self.cluster_digest = None, None
+        if k:
+            self.data, shares, self.cluster_digest = clusters.relabel(self.data, k, cfg.data.seed, log)
+            self.label_shares = shares.float().to(self.device)
+            if state is not None and state.get("cluster_digest") != self.cluster_digest:
+                raise GankitError(f"{ckpt}: the data's {k} k-means clusters differ from the ones this run trained "
+                                  f"on (is it the same data?); resume on the run's own data")
+        self.data = self.data.to(self.device)
         self._process_switches()
         torch.manual_seed(t.seed)
         self.G = build_generator(cfg.model, self.img_shape).to(self.device)
@@ -203,6 +212,8 @@ class Run:
             **({"scaler_D": self.scaler_D.state_dict(), "scaler_G": self.scaler_G.state_dict()}
                if getattr(self, "scaler_D", None) is not None else {}),
             **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
+            **({"label_shares": self.label_shares.tolist(), "cluster_digest": self.cluster_digest}
+               if self.label_shares is not None else {}),
         }
 
     def _restore(self, state: dict[str, Any], path: Path) -> None:

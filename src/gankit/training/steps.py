@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..augment import diff_augment, parse_policy
 from ..data import to_unit_range
+from ..data.clusters import draw_labels
 from ..ema import update_ema
 from ..losses import g_needs_real, get_loss
 from ..models import has_batch_coupling
@@ -59,6 +60,9 @@ def draw_one(run: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     z = _shard(run, torch.randn(B, cfg.model.z_dim, device=run.device, generator=run.noise))
     if cfg.model.cond == "none":
         return z, None
+    shares = getattr(run, "label_shares", None)  # data.clusters: the clusters' sizes, not uniform
+    if shares is not None:
+        return z, _shard(run, draw_labels(shares, B, run.noise))
     return z, _shard(run, torch.randint(0, cfg.model.num_classes, (B,), device=run.device, generator=run.noise))
 
 
