@@ -6,8 +6,9 @@
     logging every step — the shape of the popular PyTorch GAN collections' loops.
 Both build the seed model through gankit's registry so the arithmetic is identical; only the loop differs.
 (c) ``careful_conv``: (a) for the conv presets (``quick-mnist``, bench/quick_speed.py): eager fp32, one D pass on
-    cat(real, fake) where D has no batch norm (two where it has), D's weights frozen in the G step, R1 and G_ema
-    when the config has them — the careful plain-PyTorch step of the same networks and the same math.
+    cat(real, fake) where D has no batch norm (two where it has), D's weights frozen in the G step, R1, G_ema and
+    labels (fake ones drawn by the real ones' shares) when the config has them — the careful plain-PyTorch step of
+    the same networks and the same math.
 """
 from __future__ import annotations
 
@@ -102,37 +103,52 @@ def _ema_copy(G):
     return G_ema
 
 
-def careful_conv(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[float]) -> None:
+def careful_conv(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: list[float],
+                 labels: torch.Tensor | None = None, shares: torch.Tensor | None = None) -> None:
     """(c): a careful eager fp32 step of a conv GAN (non-saturating loss, optional R1 on the real batch, optional
-    G_ema). Appends the wall time of each block of 50 steps to ``windows``."""
+    G_ema). A conditional model (``model.cond``) takes the real images' ``labels`` and fake labels drawn by
+    ``shares`` (a self-conditioned run's cluster sizes). Appends the wall time of each block of 50 steps to
+    ``windows``."""
     L, o = cfg.loss, cfg.optim
     if L.name != "nonsaturating" or L.r2_gamma or L.gp_weight:
         raise ValueError("careful_conv writes the non-saturating loss (+ R1) only")
+    cond = cfg.model.cond != "none"
+    if cond and (labels is None or shares is None or cfg.model.cond == "acgan"):
+        raise ValueError("careful_conv: a concat or projection model needs the labels and the label shares")
     shape = tuple(images_u8.shape[1:])
     G, D, opt_g, opt_d = _models(cfg, shape)
     G_ema = _ema_copy(G) if o.ema_beta > 0 else None
     data = images_u8.float() / 127.5 - 1  # preloaded once
     B, z_dim, t = cfg.train.batch_size, cfg.model.z_dim, L.real_target
     t0 = time.perf_counter()
+    cum = torch.cumsum(shares.float(), 0) if cond else None
     for i in range(steps):
-        real = data[torch.randint(0, data.shape[0], (B,))]
-        fake = G(torch.randn(B, z_dim))
+        idx = torch.randint(0, data.shape[0], (B,))
+        real = data[idx]
+        if cond:  # G and D both take the label; fake labels by the shares (inverse CDF)
+            y_real = labels[idx]
+            y_fake = torch.searchsorted(cum, torch.rand(B), right=True).clamp_(max=len(cum) - 1)
+            Gf, Df = (lambda z: G(z, y_fake)), (lambda x, y: D(x, y))
+        else:
+            y_real = y_fake = None
+            Gf, Df = G, (lambda x, y: D(x))
+        fake = Gf(torch.randn(B, z_dim))
         if cfg.model.d_norm == "batch":  # batch norm: real and fake each need their own batch statistics
-            dr, df = D(real), D(fake.detach())
+            dr, df = Df(real, y_real), Df(fake.detach(), y_fake)
         else:  # one D pass: nothing couples the halves
-            logits = D(torch.cat([real, fake.detach()]))
+            logits = Df(torch.cat([real, fake.detach()]), torch.cat([y_real, y_fake]) if cond else None)
             dr, df = logits[:B], logits[B:]
         d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, t))
                   + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
         if L.r1_gamma > 0:  # R1 on its own pass: the penalty needs d D(x)/dx with a graph
             x = real.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+            (g,) = torch.autograd.grad(Df(x, y_real).sum(), x, create_graph=True)
             d_loss = d_loss + 0.5 * L.r1_gamma * g.flatten(1).pow(2).sum(1).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         D.requires_grad_(False)  # no D weight gradients in the G step
-        g_loss = F.softplus(-D(fake)).mean()
+        g_loss = F.softplus(-Df(fake, y_fake)).mean()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

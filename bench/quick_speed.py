@@ -64,9 +64,10 @@ def compile_cost(cfg, data, steps: int = 5) -> dict[str, float]:
             torch._dynamo.reset()
             tr = Trainer(c, Path(tmp) / "r", dataset=data, log=lambda *_: None)
             batch = [data.images[: c.train.batch_size]]
+            labels = [tr.data.labels[: c.train.batch_size]] if c.model.cond != "none" else None  # its clusters
             t0 = time.perf_counter()
             for _ in range(steps):
-                tr.train_step(batch)
+                tr.train_step(batch, labels)
             out[name] = time.perf_counter() - t0
     return out
 
@@ -75,8 +76,14 @@ def measure(cfg, data, reps: int, steps: int) -> dict:
     B = cfg.train.batch_size
     cost = compile_cost(cfg, data)  # first, while inductor's caches are cold in this process
     res: dict[str, list[float]] = {"careful": [], **{k: [] for k in VARIANTS}}
+    labels = shares = None
+    if cfg.data.clusters:  # the preset self-conditions: the careful step gets the same clusters and fake-label draws
+        from gankit.data.clusters import relabel
+
+        clustered, shares, _ = relabel(data, cfg.data.clusters, cfg.data.seed, log=lambda *_: None)
+        labels = clustered.labels
     for _ in range(reps):
-        baselines.careful_conv(cfg.with_overrides(PLAIN), data.images, steps, res["careful"])
+        baselines.careful_conv(cfg.with_overrides(PLAIN), data.images, steps, res["careful"], labels, shares)
         for name, over in VARIANTS.items():
             gankit_windows(cfg.with_overrides(over), data, steps, res[name])
     speed = {k: rate(v, B) for k, v in res.items()}
@@ -100,7 +107,8 @@ def render(r: dict, cfg) -> str:
              f"CPUs, {r['threads']} threads, torch {r['torch']}; {r['reps']} interleaved reps of {r['steps']} steps, "
              "median 50-step window). The preset's nets: dcgan G "
              f"{cfg.model.g_channels} (norm {cfg.model.g_norm}) / D {cfg.model.d_channels} (norm {cfg.model.d_norm}), "
-             f"batch {cfg.train.batch_size}, R1 γ {cfg.loss.r1_gamma}, G_ema {cfg.optim.ema_beta}.", "",
+             f"batch {cfg.train.batch_size}, R1 γ {cfg.loss.r1_gamma}, G_ema {cfg.optim.ema_beta}, labels "
+             f"{cfg.model.cond} ({cfg.model.num_classes} k-means clusters, data.clusters).", "",
              "| contestant | steps/s | images/s | vs careful | vs gankit fp32 |", "|---|---|---|---|---|"]
     for name, (st, im) in s.items():
         lines.append(f"| {name} | {st:.1f} | {im:.0f} | {st / c:.2f}x | {st / plain:.2f}x |")

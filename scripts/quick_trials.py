@@ -71,7 +71,11 @@ TRIALS: dict[str, tuple[int, dict, str]] = {
     "quick-mnist, 10 clusters, 18,000 steps": (18000, {**QUICK, **clusters(10)},
                                                "on 10 clusters: quick-mnist as shipped"),
     "quick-mnist, 20 clusters, 18,000 steps": (18000, {**QUICK, **clusters(20)}, "on 20 clusters"),
-    "quick-mnist, 50 clusters, 18,000 steps": (18000, {**QUICK, **clusters(50)}, "on 50 clusters"),
+    "quick-mnist, 10 clusters, projection D, 18,000 steps": (
+        18000, {**QUICK, **clusters(10), "model.cond": "projection"},
+        "D reads the cluster by projection, not as 10 input planes"),
+    "quick-mnist, 10 clusters, lr 2e-3, 18,000 steps": (18000, {**QUICK, **clusters(10), "optim.g_lr": 2e-3,
+                                                                "optim.d_lr": 2e-3}, "a higher lr with the clusters"),
     "widths 32, lr 1e-3, batch 32": (20000, {**HALF, **LR[1e-3], "train.batch_size": 32},
                                      "batch 32: 1.7x the steps of batch 64 in the same time"),
 }

@@ -22,7 +22,7 @@ def test_every_trial_is_a_valid_config_and_the_cluster_trials_self_condition(qt)
             cfg = preset_config(fam.base).with_overrides({**fam.common, **over})
             check_model(cfg.model)
             assert steps > 0 and what, name
-    for k in (5, 10, 20, 50):
+    for k in (5, 10, 20):
         cfg = preset_config("dcgan-mnist").with_overrides(qt.TRIALS[f"quick-mnist, {k} clusters, 18,000 steps"][1])
         assert (cfg.data.clusters, cfg.model.cond, cfg.model.num_classes) == (k, "concat", k)
     shipped = preset_config("dcgan-mnist").with_overrides({**qt.FAMILIES["quick"].common,

@@ -62,6 +62,13 @@ def test_kmeans_refuses_more_clusters_than_examples():
         kmeans(torch.zeros(4, 3), 5)
 
 
+def test_kmeans_beyond_the_memory_limit_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT", str(2**20))
+    with pytest.raises(GankitError, match=r"^k-means of 1,000 examples of 784 values \(data\.clusters\) would need "
+                                          r"12\.0 MB, more than the 1\.0 MB of memory set by GANKIT_MEMORY_LIMIT"):
+        kmeans(torch.zeros(1000, 1, 28, 28, dtype=torch.uint8), 10)
+
+
 def test_label_draws_follow_the_shares():
     s = torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0], dtype=torch.float64)
     n = 200_000

@@ -35,6 +35,10 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, iters: int = ITERS) -> tuple[
     n = x.shape[0]
     if not 1 <= k <= n:
         raise GankitError(f"data.clusters {k}: needs between 1 and the {n:,} training examples")
+    from ..memory import check_fits
+
+    check_fits(2 * x[0].numel() * n * 8, f"k-means of {n:,} examples of {x[0].numel():,} values (data.clusters)",
+               "cluster fewer or smaller images")  # the float64 copy and its square
     x = x.reshape(n, -1).cpu().double()
     xx = (x * x).sum(1)
     g = torch.Generator().manual_seed(seed)
