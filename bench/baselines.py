@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from gankit.config import RunConfig
+from gankit.data.clusters import draw_labels
 from gankit.models import build_discriminator, build_generator
 
 
@@ -121,13 +122,12 @@ def careful_conv(cfg: RunConfig, images_u8: torch.Tensor, steps: int, windows: l
     data = images_u8.float() / 127.5 - 1  # preloaded once
     B, z_dim, t = cfg.train.batch_size, cfg.model.z_dim, L.real_target
     t0 = time.perf_counter()
-    cum = torch.cumsum(shares.float(), 0) if cond else None
     for i in range(steps):
         idx = torch.randint(0, data.shape[0], (B,))
         real = data[idx]
-        if cond:  # G and D both take the label; fake labels by the shares (inverse CDF)
+        if cond:  # G and D both take the label; fake labels by the shares, as gankit's step draws them
             y_real = labels[idx]
-            y_fake = torch.searchsorted(cum, torch.rand(B), right=True).clamp_(max=len(cum) - 1)
+            y_fake = draw_labels(shares.float(), B)
             Gf, Df = (lambda z: G(z, y_fake)), (lambda x, y: D(x, y))
         else:
             y_real = y_fake = None
