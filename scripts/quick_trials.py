@@ -69,13 +69,27 @@ TRIALS: dict[str, tuple[int, dict, str]] = {
                                                    "optim.ema_beta": 0.995}, "a higher lr at that length"),
     "quick-mnist, 5 clusters, 18,000 steps": (18000, {**QUICK, **clusters(5)}, "self-conditioning on 5 clusters"),
     "quick-mnist, 10 clusters, 18,000 steps": (18000, {**QUICK, **clusters(10)},
-                                               "on 10 clusters: quick-mnist as shipped"),
+                                               "on 10 clusters: quick-mnist before the projection trials"),
     "quick-mnist, 20 clusters, 18,000 steps": (18000, {**QUICK, **clusters(20)}, "on 20 clusters"),
     "quick-mnist, 10 clusters, projection D, 18,000 steps": (
         18000, {**QUICK, **clusters(10), "model.cond": "projection"},
         "D reads the cluster by projection, not as 10 input planes"),
     "quick-mnist, 10 clusters, lr 2e-3, 18,000 steps": (18000, {**QUICK, **clusters(10), "optim.g_lr": 2e-3,
                                                                 "optim.d_lr": 2e-3}, "a higher lr with the clusters"),
+    "quick-mnist, 15 clusters, projection D, 18,000 steps": (
+        18000, {**QUICK, **clusters(15), "model.cond": "projection"}, "15 clusters, read by projection"),
+    "quick-mnist, 20 clusters, projection D, 18,000 steps": (
+        18000, {**QUICK, **clusters(20), "model.cond": "projection"}, "20 clusters, read by projection"),
+    "quick-mnist, 10 clusters, projection D, G_ema 0.999, 18,000 steps": (
+        18000, {**QUICK, **clusters(10), "model.cond": "projection", "optim.ema_beta": 0.999},
+        "a longer EMA with the clusters"),
+    "quick-mnist, 10 clusters, projection D, D lr 2e-3, 18,000 steps": (
+        18000, {**QUICK, **clusters(10), "model.cond": "projection", "optim.d_lr": 2e-3},
+        "D learning twice as fast as G"),
+    "quick-mnist, 30 clusters, projection D, 18,000 steps": (
+        18000, {**QUICK, **clusters(30), "model.cond": "projection"}, "30 clusters, read by projection: quick-mnist as shipped"),
+    "quick-mnist, 50 clusters, projection D, 18,000 steps": (
+        18000, {**QUICK, **clusters(50), "model.cond": "projection"}, "50 clusters, read by projection"),
     "widths 32, lr 1e-3, batch 32": (20000, {**HALF, **LR[1e-3], "train.batch_size": 32},
                                      "batch 32: 1.7x the steps of batch 64 in the same time"),
 }
@@ -84,6 +98,7 @@ TRIALS: dict[str, tuple[int, dict, str]] = {
 # The seed-plus trials: the seed's networks exactly (784-128-784 G, 784-128-1 D), one change at a time, for the seed's
 # own 18,000 steps (30 epochs of batch 100); "longer" rows show whether time alone would end the collapse.
 RT1 = {"loss.real_target": 1.0}  # the target-free losses (hinge, relativistic, Wasserstein) take no label smoothing
+SP = {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999}  # seed-plus's fixes
 SEED_TRIALS: dict[str, tuple[int, dict, str]] = {
     "seed": (18000, {}, "the tutorial's GAN"),
     "dropout 0.3": (18000, {"model.d_dropout": 0.3}, "seed-plus before these trials"),
@@ -113,8 +128,30 @@ SEED_TRIALS: dict[str, tuple[int, dict, str]] = {
     "WGAN-GP": (18000, {**RT1, "loss.name": "wasserstein", "loss.gp_weight": 10.0, "train.d_steps": 5,
                         "optim.g_lr": 1e-4, "optim.d_lr": 1e-4, "optim.beta1": 0.0, "optim.beta2": 0.9},
                 "the Wasserstein loss with a gradient penalty, 5 D steps (Gulrajani et al. 2017)"),
-    "seed-plus": (90000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999},
-                  "R1 30 and G_ema 0.999 for 90,000 steps: seed-plus as shipped (about 5 minutes on 2 cores)"),
+    "R1 30, G_ema 0.999, 90,000 steps": (90000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999},
+                                         "R1 30 and G_ema 0.999 for 90,000 steps (about 5 minutes on 2 cores): "
+                                         "seed-plus before the Adam and D-step trials"),
+    "10 clusters": (18000, {"data.clusters": 10, "model.cond": "projection", "model.num_classes": 10},
+                    "self-conditioning on 10 k-means clusters of the pixels, D reading them by projection"),
+    "R1 30, G_ema 0.999, 10 clusters": (18000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999, "data.clusters": 10,
+                                                "model.cond": "projection", "model.num_classes": 10},
+                                        "R1, the EMA and the clusters"),
+    "seed-plus, 10 clusters": (90000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999, "data.clusters": 10,
+                                       "model.cond": "projection", "model.num_classes": 10},
+                               "seed-plus self-conditioned on 10 clusters, 90,000 steps"),
+    "R1 30, G_ema 0.999, beta1 0.5": (18000, {**SP, "optim.beta1": 0.5}, "Adam's beta1 at DCGAN's 0.5"),
+    "R1 30, G_ema 0.999, lr 2e-4": (18000, {**SP, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4}, "a fifth of the lr"),
+    "R1 30, G_ema 0.999, lr 2e-4, beta1 0.5": (18000, {**SP, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4,
+                                                      "optim.beta1": 0.5}, "DCGAN's Adam settings"),
+    "R1 30, G_ema 0.999, 2 D steps": (18000, {**SP, "train.d_steps": 2}, "two D updates per G update"),
+    "R1 30, G_ema 0.999, batch 25": (18000, {**SP, "train.batch_size": 25}, "a quarter of the batch"),
+    "R1 30, G_ema 0.999, 3 D steps": (18000, {**SP, "train.d_steps": 3}, "three D updates per G update"),
+    "R1 30, G_ema 0.999, beta1 0.5, 2 D steps": (18000, {**SP, "optim.beta1": 0.5, "train.d_steps": 2},
+                                                "beta1 0.5 and two D updates"),
+    "R1 30, G_ema 0.999, beta1 0.5, lr 2e-3": (18000, {**SP, "optim.beta1": 0.5, "optim.g_lr": 2e-3,
+                                                      "optim.d_lr": 2e-3}, "beta1 0.5 and twice the lr"),
+    "seed-plus": (54000, {**SP, "optim.beta1": 0.5, "train.d_steps": 2},
+                  "both, for 54,000 steps, about the time of 90,000 single steps: seed-plus as shipped"),
 }
 
 

@@ -11,7 +11,7 @@ from gankit.training.loop import Trainer
 
 SHAPE = (1, 28, 28)
 COS_BOUND = 0.95  # bf16 against fp32, per tensor of G's update; measured 0.968 (fc.weight: z and the cluster's
-# one-hot in) to 1.0; unconditional it was 0.985
+# one-hot in) to 1.0 with 10 clusters and a concat D; unconditional it was 0.985
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -21,16 +21,17 @@ def _count(module: torch.nn.Module) -> int:
 def test_preset_builds_with_documented_nets():
     cfg = preset_config("quick-mnist")
     assert PRESETS["quick-mnist"][0]  # a one-line description for `gankit train --help`
-    # no human label: the 10 classes are k-means clusters of the pixels (data.clusters), read as cgan-mnist reads labels
-    assert (cfg.data.clusters, cfg.model.cond, cfg.model.num_classes) == (10, "concat", 10)
+    # no human label: the 30 classes are k-means clusters of the pixels (data.clusters); D reads them by projection
+    assert (cfg.data.clusters, cfg.model.cond, cfg.model.num_classes) == (30, "projection", 30)
     G, D = build_generator(cfg.model, SHAPE), build_discriminator(cfg.model, SHAPE)
-    # G: Linear 100 + 10 -> 64·7·7, BN, ConvT 64 -> 32 (7 -> 14), BN, ConvT 32 -> 1 (14 -> 28), tanh
-    assert _count(G) == (110 * 3136 + 3136) + 2 * 64 + (64 * 32 * 16 + 32) + 2 * 32 + (32 * 16 + 1) == 381_601
-    # D: Conv 1 + 10 -> 32 (28 -> 14), Conv 32 -> 64 (14 -> 7), BN, Linear 3136 -> 1 (cgan-mnist's nets at half width)
-    assert _count(D) == (11 * 16 * 32 + 32) + (32 * 64 * 16 + 64) + 2 * 64 + (3136 + 1) == 41_761
+    # G: Linear 100 + 30 -> 64·7·7, BN, ConvT 64 -> 32 (7 -> 14), BN, ConvT 32 -> 1 (14 -> 28), tanh
+    assert _count(G) == (130 * 3136 + 3136) + 2 * 64 + (64 * 32 * 16 + 32) + 2 * 32 + (32 * 16 + 1) == 444_321
+    # D: Conv 1 -> 32 (28 -> 14), Conv 32 -> 64 (14 -> 7), BN, Linear 3136 -> 1, and the projection: one 3136-wide
+    # embedding per cluster, dotted with the features (Miyato & Koyama 2018)
+    assert _count(D) == (16 * 32 + 32) + (32 * 64 * 16 + 64) + 2 * 64 + (3136 + 1) + 30 * 3136 == 130_721
     assert has_batch_coupling(D)  # so the step runs D on real and fake apart
     cgan = preset_config("cgan-mnist")
-    half = {"model.g_channels": 32, "model.d_channels": 32}
+    half = {"model.g_channels": 32, "model.d_channels": 32, "model.cond": "projection", "model.num_classes": 30}
     assert cfg.model == cgan.with_overrides(half).model and cfg.loss == cgan.loss
     assert (cfg.optim.g_lr, cfg.optim.d_lr, cfg.optim.beta1, cfg.optim.ema_beta) == (1e-3, 1e-3, 0.5, 0.995)
     assert cfg.train.precision == "bf16" and not cfg.train.compile  # the switches that won (bench/quick_speed.py)

@@ -315,31 +315,33 @@ _R3GAN = {"model.arch": "r3gan", "model.z_dim": 64, "model.stage_channels": (64,
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "seed": ("the tutorial's MLP GAN exactly: z 100, hidden 128, leaky 0.2, real target 0.9, Adam 1e-3", {}),
-    # seed-plus (issue #19; docs/ZOO.md "Ending seed-plus's collapse"): the seed's nets and optimizer with the fixes
-    # that did most in one-change trials at the seed's 18,000 steps (pinned evaluator, 5,000 samples): R1 30 (recall
-    # 0.19 against the seed's 0.008; R1 10 0.17, dropout 0.3 0.065, WGAN-GP 0.24 at 4x the cost), G_ema 0.999
-    # (precision 0.78) and 90,000 steps (150 epochs, about 5 minutes on 2 cores). It lifts recall to about 0.2, no more:
-    # no trial reached recall 0.3 with these layer sizes.
-    "seed-plus": ("the seed's nets and optimizer with the cheap fixes that did most against its collapse "
-                  "(docs/ZOO.md): R1 30 on D, G_ema 0.999, 150 epochs",
-                  {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999, "train.epochs": 150}),
+    # seed-plus (issue #19; docs/ZOO.md "Ending seed-plus's collapse"): the seed's nets with the fixes that did most
+    # in one-change trials at the seed's 18,000 steps (pinned evaluator, 5,000 samples): R1 30 (recall 0.19 against
+    # the seed's 0.008; R1 10 0.17, dropout 0.3 0.065, WGAN-GP 0.24 at 4x the cost), G_ema 0.999 (precision 0.78),
+    # then Adam's beta1 0.5 (0.25) and two D updates per G update (0.27; both 0.34), for 180 epochs: 54,000 steps of
+    # 2 batches, about the time of the 90,000 single steps that the 5 minutes on 2 cores buy (recall 0.38).
+    "seed-plus": ("the seed's nets with the cheap fixes that did most against its collapse (docs/ZOO.md): R1 30 on D, "
+                  "G_ema 0.999, Adam beta1 0.5, 2 D updates per G update, 180 epochs",
+                  {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999, "optim.beta1": 0.5, "train.d_steps": 2,
+                   "train.epochs": 180}),
     "dcgan-mnist": ("DCGAN (Radford et al. 2016) on 28x28 digits: BN, Adam 2e-4/0.5, batch 64, 20 epochs",
                     {**_DCGAN, "train.epochs": 20}),
     # quick-mnist (issue #19, best samples per CPU-minute; docs/ZOO.md "Best samples per CPU-minute"): dcgan-mnist's
     # architecture at half the widths (32: twice the steps per second), Adam 1e-3 instead of 2e-4, bf16 autocast (1.4x
-    # the fp32 step on AVX-512-BF16 cores), G_ema 0.995, and self-conditioning on 10 k-means clusters of the pixels
-    # (data.clusters: cgan-mnist's nets read cluster ids, no human label). Trials on Fashion-MNIST at equal steps
-    # (pinned evaluator, 5,000 samples; docs/ZOO.md "How quick-mnist was chosen" lists them): at 3,000 steps lr 2e-4
-    # FD 77, 5e-4 52, 1e-3 47, 2e-3 45; a linear lr decay 113 and G_ema 0.999 106 (too short for them); widths 32 at
-    # 6,000 steps (the time of 3,000 at 64) 64 vs 77; batch 32 no better than 64 at equal time; at 18,000 steps (5
-    # minutes on 2 cores) 10 clusters take FD from 26.3 to 10.9 (5 clusters 18.2; 20 clusters, or lr 2e-3, collapse:
-    # recall 0.25, 0.21). 150,000 steps outlast --time 30m; the lrs are constant, so a cut run trained at full rate.
-    "quick-mnist": ("DCGAN at widths 32 for a CPU time budget, self-conditioned on 10 k-means clusters of the pixels "
-                    "(no labels read): Adam 1e-3 (0.5), bf16 autocast, G_ema 0.995, batch 64, 150,000 steps; use "
-                    "--time 5m",
+    # the fp32 step on AVX-512-BF16 cores), G_ema 0.995, and self-conditioning on 30 k-means clusters of the pixels
+    # (data.clusters: G takes the cluster's one-hot next to z, D reads it by projection; no human label). Trials on
+    # Fashion-MNIST at equal steps (pinned evaluator, 5,000 samples; docs/ZOO.md "How quick-mnist was chosen" lists
+    # them): at 3,000 steps lr 2e-4 FD 77, 5e-4 52, 1e-3 47, 2e-3 45; a linear lr decay 113 and G_ema 0.999 106 (too
+    # short for them); widths 32 at 6,000 steps (the time of 3,000 at 64) 64 vs 77; batch 32 no better than 64 at equal
+    # time; at 18,000 steps (5 minutes on 2 cores) no clusters 26.3; D reading 10 clusters as input planes 10.9 (20
+    # collapse: recall 0.25), by projection 10.0, 15 8.3, 20 6.7, 30 5.5, 50 6.0. 150,000 steps outlast --time 30m;
+    # the lrs are constant, so a cut run trained at full rate.
+    "quick-mnist": ("DCGAN at widths 32 for a CPU time budget, self-conditioned on 30 k-means clusters of the pixels "
+                    "(no labels read; projection D): Adam 1e-3 (0.5), bf16 autocast, G_ema 0.995, batch 64, 150,000 "
+                    "steps; use --time 5m",
                     {**_DCGAN, "model.g_channels": 32, "model.d_channels": 32, "optim.g_lr": 1e-3, "optim.d_lr": 1e-3,
                      "optim.ema_beta": 0.995, "train.precision": "bf16", "train.steps": 150_000,
-                     "train.epochs": None, "data.clusters": 10, "model.cond": "concat", "model.num_classes": 10}),
+                     "train.epochs": None, "data.clusters": 30, "model.cond": "projection", "model.num_classes": 30}),
     "wgan-gp-mnist": ("WGAN-GP (Gulrajani et al. 2017): DCGAN nets, layer norm in D, lambda 10, 5 critic steps",
                       {**_DCGAN, "model.d_norm": "layer", "loss.name": "wasserstein", "loss.gp_weight": 10.0,
                        "optim.g_lr": 1e-4, "optim.d_lr": 1e-4, "optim.beta1": 0.0, "optim.beta2": 0.9,

@@ -97,18 +97,19 @@ def test_a_self_conditioned_run_reads_no_label_and_samples_by_cluster_size(fashi
     data = _fashion_subset(fashion_dir)
     blind = Dataset(data.name, data.images, None, data.source)  # the same images without their labels
     res = gankit.train(_cfg(4), tmp_path / "run", dataset=blind, log=lambda *_: None)
-    expect, _, dig = relabel(blind, 10, 0, log=lambda *_: None)
+    k = _cfg(4).data.clusters  # the preset's
+    expect, _, dig = relabel(blind, k, 0, log=lambda *_: None)
     state = torch.load(res.run_dir / "checkpoints" / "last.pt", weights_only=True)
-    assert state["cluster_digest"] == dig and state["num_classes"] == 10
-    torch.testing.assert_close(torch.tensor(state["label_shares"]), shares(expect.labels, 10).float())
+    assert state["cluster_digest"] == dig and state["num_classes"] == k
+    torch.testing.assert_close(torch.tensor(state["label_shares"]), shares(expect.labels, k).float())
     with_labels = gankit.train(_cfg(4), tmp_path / "labelled", dataset=data, log=lambda *_: None)
     # the human labels are never read: the same images with them train to the same weights
     other = torch.load(with_labels.run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(state["G"][k], other["G"][k]) for k in state["G"])
     g = gankit.load(res.run_dir)
-    # sampling without labels draws clusters by their shares (the samplers' sequence), not i mod 10
+    # sampling without labels draws clusters by their shares (the samplers' sequence), not i mod k
     by_share = spread_labels(g.label_shares, 0, 64)
-    assert not torch.equal(by_share, torch.arange(64) % 10)
+    assert not torch.equal(by_share, torch.arange(64) % k)
     torch.testing.assert_close(g.sample(64, seed=5), g.sample(64, seed=5, labels=by_share), rtol=0, atol=0)
 
 
@@ -121,10 +122,10 @@ def test_fake_labels_are_drawn_by_cluster_size(fashion_dir, tmp_path):
     drawn = torch.cat([draw_one(tr)[1] for _ in range(400)])  # 400 batches of 64
     n = drawn.numel()
     sd = (n * s * (1 - s)).sqrt()
-    counts = torch.bincount(drawn, minlength=10).double()
+    counts = torch.bincount(drawn, minlength=s.numel()).double()
     assert ((counts - n * s).abs() <= 5 * sd).all()
     # uniform draws would miss the smallest cluster's share by far more than that
-    assert (n * s - n / 10).abs().max() > 10 * sd.max()
+    assert (n * s - n / s.numel()).abs().max() > 10 * sd.max()
 
 
 def test_a_resume_clusters_the_same_way_and_refuses_other_data(fashion_dir, tmp_path):
@@ -136,15 +137,15 @@ def test_a_resume_clusters_the_same_way_and_refuses_other_data(fashion_dir, tmp_
     b = torch.load(first.run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])  # 3 + 3 steps == 6 steps, exactly
     shifted = Dataset(data.name, data.images.roll(1, 0), None, data.source)  # other images, same shapes
-    with pytest.raises(GankitError, match=r"the data's 10 k-means clusters differ from the ones this run trained on"):
+    with pytest.raises(GankitError, match=r"the data's 30 k-means clusters differ from the ones this run trained on"):
         gankit.train(_cfg(9), first.run_dir, dataset=shifted, resume=True, log=lambda *_: None)
 
 
 @pytest.mark.parametrize("over,msg", [
     ({"model.cond": "none", "model.num_classes": 0},
-     r"data\.clusters 10 labels the images for a conditional model; set --model\.cond concat"),
-    ({"model.num_classes": 12}, r"data\.clusters 10 makes 10 classes, model\.num_classes is 12; set "
-                                r"--model\.num_classes 10"),
+     r"data\.clusters 30 labels the images for a conditional model; set --model\.cond concat"),
+    ({"model.num_classes": 12}, r"data\.clusters 30 makes 30 classes, model\.num_classes is 12; set "
+                                r"--model\.num_classes 30"),
 ])
 def test_a_self_conditioned_run_needs_a_conditional_model_of_as_many_classes(tmp_path, over, msg):
     g = torch.Generator().manual_seed(0)
