@@ -71,7 +71,7 @@ def test_preset_trains_and_samples(name, extra, tmp_path):
         a, b = G.sample(2, labels=torch.tensor([0, 0])), G.sample(2, labels=torch.tensor([1, 1]))
         assert not torch.equal(a, b)
         with pytest.raises(GankitError, match="class indices"):
-            G.sample(2, labels=torch.tensor([0, 10]))
+            G.sample(2, labels=torch.tensor([0, cfg.model.num_classes]))  # one past the last class
     if cfg.optim.ema_beta > 0:
         # θ_ema = β²·θ0 + β(1-β)·θ1 + (1-β)·θ2 after two G steps; buffers (BN statistics) are G's own
         assert G.weights == "G_ema" and len(g_states) == 3
