@@ -43,9 +43,10 @@ LR = {1e-3: {"optim.g_lr": 1e-3, "optim.d_lr": 1e-3}, 5e-4: {"optim.g_lr": 5e-4,
 QUICK = {**HALF, **LR[1e-3], "optim.ema_beta": 0.995}  # quick-mnist's recipe before self-conditioning
 
 
-def clusters(k: int) -> dict:
-    """Self-conditioning (data.clusters): the labels of k k-means clusters of the pixels for cgan-mnist's nets."""
-    return {"data.clusters": k, "model.cond": "concat", "model.num_classes": k}
+def clusters(k: int, cond: str = "concat") -> dict:
+    """Self-conditioning (data.clusters): the labels of k k-means clusters of the pixels for a conditional model
+    (``cond``: concat, cgan-mnist's one-hot input planes in D; projection, Miyato & Koyama's)."""
+    return {"data.clusters": k, "model.cond": cond, "model.num_classes": k}
 
 
 # name: (steps, overrides of the family's base, what it tests)
@@ -72,24 +73,25 @@ TRIALS: dict[str, tuple[int, dict, str]] = {
                                                "on 10 clusters: quick-mnist before the projection trials"),
     "quick-mnist, 20 clusters, 18,000 steps": (18000, {**QUICK, **clusters(20)}, "on 20 clusters"),
     "quick-mnist, 10 clusters, projection D, 18,000 steps": (
-        18000, {**QUICK, **clusters(10), "model.cond": "projection"},
+        18000, {**QUICK, **clusters(10, "projection")},
         "D reads the cluster by projection, not as 10 input planes"),
     "quick-mnist, 10 clusters, lr 2e-3, 18,000 steps": (18000, {**QUICK, **clusters(10), "optim.g_lr": 2e-3,
                                                                 "optim.d_lr": 2e-3}, "a higher lr with the clusters"),
     "quick-mnist, 15 clusters, projection D, 18,000 steps": (
-        18000, {**QUICK, **clusters(15), "model.cond": "projection"}, "15 clusters, read by projection"),
+        18000, {**QUICK, **clusters(15, "projection")}, "15 clusters, read by projection"),
     "quick-mnist, 20 clusters, projection D, 18,000 steps": (
-        18000, {**QUICK, **clusters(20), "model.cond": "projection"}, "20 clusters, read by projection"),
+        18000, {**QUICK, **clusters(20, "projection")}, "20 clusters, read by projection"),
     "quick-mnist, 10 clusters, projection D, G_ema 0.999, 18,000 steps": (
-        18000, {**QUICK, **clusters(10), "model.cond": "projection", "optim.ema_beta": 0.999},
+        18000, {**QUICK, **clusters(10, "projection"), "optim.ema_beta": 0.999},
         "a longer EMA with the clusters"),
     "quick-mnist, 10 clusters, projection D, D lr 2e-3, 18,000 steps": (
-        18000, {**QUICK, **clusters(10), "model.cond": "projection", "optim.d_lr": 2e-3},
+        18000, {**QUICK, **clusters(10, "projection"), "optim.d_lr": 2e-3},
         "D learning twice as fast as G"),
     "quick-mnist, 30 clusters, projection D, 18,000 steps": (
-        18000, {**QUICK, **clusters(30), "model.cond": "projection"}, "30 clusters, read by projection: quick-mnist as shipped"),
+        18000, {**QUICK, **clusters(30, "projection")},
+        "30 clusters, read by projection: quick-mnist as shipped"),
     "quick-mnist, 50 clusters, projection D, 18,000 steps": (
-        18000, {**QUICK, **clusters(50), "model.cond": "projection"}, "50 clusters, read by projection"),
+        18000, {**QUICK, **clusters(50, "projection")}, "50 clusters, read by projection"),
     "widths 32, lr 1e-3, batch 32": (20000, {**HALF, **LR[1e-3], "train.batch_size": 32},
                                      "batch 32: 1.7x the steps of batch 64 in the same time"),
 }
@@ -97,8 +99,8 @@ TRIALS: dict[str, tuple[int, dict, str]] = {
 
 # The seed-plus trials: the seed's networks exactly (784-128-784 G, 784-128-1 D), one change at a time, for the seed's
 # own 18,000 steps (30 epochs of batch 100); "longer" rows show whether time alone would end the collapse.
+SP = {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999}  # seed-plus's first two fixes, R1 and G_ema
 RT1 = {"loss.real_target": 1.0}  # the target-free losses (hinge, relativistic, Wasserstein) take no label smoothing
-SP = {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999}  # seed-plus's fixes
 SEED_TRIALS: dict[str, tuple[int, dict, str]] = {
     "seed": (18000, {}, "the tutorial's GAN"),
     "dropout 0.3": (18000, {"model.d_dropout": 0.3}, "seed-plus before these trials"),
@@ -128,16 +130,13 @@ SEED_TRIALS: dict[str, tuple[int, dict, str]] = {
     "WGAN-GP": (18000, {**RT1, "loss.name": "wasserstein", "loss.gp_weight": 10.0, "train.d_steps": 5,
                         "optim.g_lr": 1e-4, "optim.d_lr": 1e-4, "optim.beta1": 0.0, "optim.beta2": 0.9},
                 "the Wasserstein loss with a gradient penalty, 5 D steps (Gulrajani et al. 2017)"),
-    "R1 30, G_ema 0.999, 90,000 steps": (90000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999},
+    "R1 30, G_ema 0.999, 90,000 steps": (90000, SP,
                                          "R1 30 and G_ema 0.999 for 90,000 steps (about 5 minutes on 2 cores): "
                                          "seed-plus before the Adam and D-step trials"),
-    "10 clusters": (18000, {"data.clusters": 10, "model.cond": "projection", "model.num_classes": 10},
+    "10 clusters": (18000, clusters(10, "projection"),
                     "self-conditioning on 10 k-means clusters of the pixels, D reading them by projection"),
-    "R1 30, G_ema 0.999, 10 clusters": (18000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999, "data.clusters": 10,
-                                                "model.cond": "projection", "model.num_classes": 10},
-                                        "R1, the EMA and the clusters"),
-    "seed-plus, 10 clusters": (90000, {"loss.r1_gamma": 30.0, "optim.ema_beta": 0.999, "data.clusters": 10,
-                                       "model.cond": "projection", "model.num_classes": 10},
+    "R1 30, G_ema 0.999, 10 clusters": (18000, {**SP, **clusters(10, "projection")}, "R1, the EMA and the clusters"),
+    "seed-plus, 10 clusters": (90000, {**SP, **clusters(10, "projection")},
                                "seed-plus self-conditioned on 10 clusters, 90,000 steps"),
     "R1 30, G_ema 0.999, beta1 0.5": (18000, {**SP, "optim.beta1": 0.5}, "Adam's beta1 at DCGAN's 0.5"),
     "R1 30, G_ema 0.999, lr 2e-4": (18000, {**SP, "optim.g_lr": 2e-4, "optim.d_lr": 2e-4}, "a fifth of the lr"),

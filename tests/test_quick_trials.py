@@ -13,7 +13,8 @@ def qt(load_script):
 
 def test_every_trial_is_a_valid_config_and_the_cluster_trials_self_condition(qt):
     """Each trial's overrides build on its family's base (a typo in a key fails here, not hours into a run); the
-    cluster trials are quick-mnist's recipe with data.clusters, and the 30-cluster projection one is the preset as shipped."""
+    cluster trials are quick-mnist's recipe with data.clusters, and the 30-cluster projection one is the preset as
+    shipped."""
     from gankit.config import preset_config
     from gankit.models import check_model
 
