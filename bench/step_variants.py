@@ -1,0 +1,254 @@
+"""What else could make quick-mnist's step faster: exact rewrites of its step, timed against the careful one.
+
+    python bench/step_variants.py [--reps 4] [--window-steps 100] [--write docs/BENCHMARKS.md]
+
+bench/quick_speed.py times gankit's switches (bf16, channels-last, compile). This bench times ideas that are not
+switches yet, each written as a plain loop over the preset's own nets (gankit's registry, same init, same clusters
+count, batch, Adam and G_ema), so that only the step differs:
+
+- ``careful fp32``: bench/baselines.careful_conv's step (two D passes for D's batch norm), the baseline;
+- ``bf16``: the same under bf16 autocast (what the preset ships);
+- ``bf16, one D pass``: D's update passes cat(real, fake) once, its batch norm taking each half's statistics apart
+  (:class:`SplitBatchNorm2d`) — the same numbers as two passes (checked before timing), one conv call per layer;
+- ``+ D channels-last``, ``+ G channels-last``: the nets' weights (and so their activations) in NHWC;
+- ``bf16, G's last layer fp32``: the 32→1 transposed convolution, which runs slower in bf16 than in fp32 on
+  some CPUs, out of autocast.
+
+Contestants run interleaved over ``--reps`` rounds; the figure is the median 50-step window. ``--profile`` instead
+prints where the ``bf16`` step's time goes (torch.profiler, 50 steps after 50 of warm-up): the costliest
+convolution calls by shape, and the totals by kind.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import fashion  # noqa: E402
+
+import gankit  # noqa: E402
+from gankit.data.clusters import draw_labels, relabel  # noqa: E402
+from gankit.io import replace_marked  # noqa: E402
+from gankit.models import build_discriminator, build_generator  # noqa: E402
+
+START, END = "<!-- step-variants:start -->", "<!-- step-variants:end -->"
+VARIANTS = {
+    "careful fp32": dict(bf16=False),
+    "bf16": dict(bf16=True),
+    "bf16, one D pass": dict(bf16=True, one_pass=True),
+    "bf16, one D pass + D channels-last": dict(bf16=True, one_pass=True, cl_d=True),
+    "bf16 + D channels-last": dict(bf16=True, cl_d=True),
+    "bf16 + G channels-last": dict(bf16=True, cl_g=True),
+    "bf16, G's last layer fp32": dict(bf16=True, g_last_fp32=True),
+}
+
+
+class SplitBatchNorm2d(nn.Module):
+    """Wraps a BatchNorm2d so that one call on ``groups`` stacked batches computes what ``groups`` calls on each
+    batch would: per-group batch statistics, and the running statistics updated once per group in order."""
+
+    def __init__(self, bn: nn.BatchNorm2d):
+        super().__init__()
+        self.bn, self.groups = bn, 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g, bn = self.groups, self.bn
+        if g == 1 or not self.training:
+            return bn(x)
+        N, C, H, W = x.shape
+        # (g·n, C, H, W) -> (n, g·C, H, W): each group's channels become channels of their own
+        xg = x.view(g, N // g, C, H, W).transpose(0, 1).reshape(N // g, g * C, H, W)
+        mean, var = x.new_zeros(g * C, dtype=torch.float32), x.new_ones(g * C, dtype=torch.float32)
+        y = F.batch_norm(xg, mean, var, bn.weight.repeat(g), bn.bias.repeat(g), True, 1.0, bn.eps)
+        with torch.no_grad():  # momentum 1 left each group's batch mean and unbiased variance in mean, var
+            m = bn.momentum
+            for i in range(g):
+                bn.running_mean.lerp_(mean[i * C:(i + 1) * C], m)
+                bn.running_var.lerp_(var[i * C:(i + 1) * C], m)
+            bn.num_batches_tracked += g
+        return y.view(N // g, g, C, H, W).transpose(0, 1).reshape(N, C, H, W)
+
+
+def split_bn(D: nn.Module) -> list[SplitBatchNorm2d]:
+    """Replace D's BatchNorm2d layers by :class:`SplitBatchNorm2d` in place; returns them."""
+    out = []
+    for mod in list(D.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(mod, name, SplitBatchNorm2d(child))
+                out.append(getattr(mod, name))
+    return out
+
+
+def check_one_pass(cfg, shape, real, y_real, fake, y_fake) -> float:
+    """Largest difference between two D passes and one split pass in fp32, relative to the largest entry of its
+    kind: logits, D's weight gradients, running statistics (raises when it exceeds 1e-4)."""
+    torch.manual_seed(0)
+    D2 = build_discriminator(cfg.model, shape)
+    D1 = copy.deepcopy(D2)
+    bns = split_bn(D1)
+    two = torch.cat([D2(real, y_real), D2(fake, y_fake)])
+    for b in bns:
+        b.groups = 2
+    one = D1(torch.cat([real, fake]), torch.cat([y_real, y_fake]))
+    two.square().sum().backward()
+    one.square().sum().backward()
+    b2 = [m for m in D2.modules() if isinstance(m, nn.BatchNorm2d)]
+    grads = [(p1.grad, p2.grad) for p1, p2 in zip(D1.parameters(), D2.parameters())]
+    stats = [(b.bn.running_mean, c.running_mean) for b, c in zip(bns, b2)]
+    stats += [(b.bn.running_var, c.running_var) for b, c in zip(bns, b2)]
+    # each group against its largest entry (a bias before batch norm has a gradient of rounding noise only)
+    def rel(group):
+        return (max(float((x - y).detach().abs().max()) for x, y in group)
+                / max(float(y.detach().abs().max()) for _, y in group))
+    worst = max(rel(group) for group in ([(one, two)], grads, stats))
+    if worst > 1e-4:
+        raise AssertionError(f"one split D pass differs from two passes by {worst:.2e} (relative)")
+    return worst
+
+
+def windows(cfg, shape, data, labels, shares, steps: int, out: list[float], bf16=False, one_pass=False,
+            cl_d=False, cl_g=False, g_last_fp32=False) -> None:
+    """Train ``steps`` + 50 steps on ``data`` (float in [-1, 1], preloaded as careful_conv does; the first 50 steps
+    warm up); append each later 50-step window's seconds to ``out``."""
+    torch.manual_seed(0)
+    G, D = build_generator(cfg.model, shape), build_discriminator(cfg.model, shape)
+    bns = split_bn(D) if one_pass else []
+    if cl_d:
+        D.to(memory_format=torch.channels_last)
+    if cl_g:
+        G.to(memory_format=torch.channels_last)
+    if g_last_fp32:
+        last = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)][-1]
+        fwd = last.forward
+
+        def fp32(x, fwd=fwd):
+            with torch.autocast("cpu", enabled=False):
+                return fwd(x.float())
+        last.forward = fp32
+    o, B, z_dim, t = cfg.optim, cfg.train.batch_size, cfg.model.z_dim, cfg.loss.real_target
+    opt_g = torch.optim.Adam(G.parameters(), lr=o.g_lr, betas=(o.beta1, o.beta2), eps=o.eps)
+    opt_d = torch.optim.Adam(D.parameters(), lr=o.d_lr, betas=(o.beta1, o.beta2), eps=o.eps)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    t0 = time.perf_counter()
+    for i in range(steps + 50):
+        idx = torch.randint(0, data.shape[0], (B,))
+        real, y_real, y_fake = data[idx], labels[idx], draw_labels(shares.float(), B)
+        with autocast():
+            fake = G(torch.randn(B, z_dim), y_fake)
+            if one_pass:
+                for b in bns:
+                    b.groups = 2
+                logits = D(torch.cat([real, fake.detach()]), torch.cat([y_real, y_fake])).float()
+                for b in bns:
+                    b.groups = 1
+                dr, df = logits[:B], logits[B:]
+            else:
+                dr, df = D(real, y_real).float(), D(fake.detach(), y_fake).float()
+        d_loss = (F.binary_cross_entropy_with_logits(dr, torch.full_like(dr, t))
+                  + F.binary_cross_entropy_with_logits(df, torch.zeros_like(df)))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        D.requires_grad_(False)
+        with autocast():
+            g_logits = D(fake, y_fake).float()
+        g_loss = F.softplus(-g_logits).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+        with torch.no_grad():
+            torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - o.ema_beta)
+        if (i + 1) % 50 == 0:
+            now = time.perf_counter()
+            if i + 1 > 50:
+                out.append(now - t0)
+            t0 = now
+
+
+def profile(cfg, data) -> str:
+    """Where the ``bf16`` step's time goes: per-step milliseconds of the costliest ops by input shape."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    clustered, shares, _ = relabel(data, cfg.data.clusters, cfg.data.seed, log=lambda *_: None)
+    shape, x = tuple(data.images.shape[1:]), data.images.float() / 127.5 - 1
+    windows(cfg, shape, x, clustered.labels, shares, 0, [], bf16=True)  # warm-up of oneDNN's kernels
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as p:
+        windows(cfg, shape, x, clustered.labels, shares, 0, [], bf16=True)  # 50 steps
+    ev = p.key_averages(group_by_input_shape=True)
+    total = sum(e.self_cpu_time_total for e in ev) / 50 / 1000
+    lines = [f"bf16 step: {total:.1f} ms of op time per step (profiler on)", "",
+             "| op | input shapes | ms/step | calls/step |", "|---|---|---|---|"]
+    for e in sorted(ev, key=lambda e: -e.self_cpu_time_total)[:15]:
+        shapes = ", ".join("x".join(map(str, s)) for s in e.input_shapes if s)[:60]
+        lines.append(f"| {e.key} | {shapes} | {e.self_cpu_time_total / 50 / 1000:.2f} | {e.count / 50:.0f} |")
+    return "\n".join(lines)
+
+
+def measure(cfg, data, reps: int, steps: int) -> dict:
+    clustered, shares, _ = relabel(data, cfg.data.clusters, cfg.data.seed, log=lambda *_: None)
+    labels, shape = clustered.labels, tuple(data.images.shape[1:])
+    x = data.images.float() / 127.5 - 1
+    B = cfg.train.batch_size
+    g = torch.Generator().manual_seed(0)
+    real = data.images[:B].float() / 127.5 - 1
+    fake = torch.rand(B, *shape, generator=g) * 2 - 1
+    worst = check_one_pass(cfg, shape, real, labels[:B], fake, labels[B:2 * B])
+    res: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    for _ in range(reps):
+        for name, kw in VARIANTS.items():
+            windows(cfg, shape, x, labels, shares, steps, res[name], **kw)
+    return {"speed": {k: 50 / statistics.median(v) for k, v in res.items()}, "check": worst}
+
+
+def render(r: dict) -> str:
+    s = r["speed"]
+    base, bf = s["careful fp32"], s["bf16"]
+    lines = [f"Generated by `python bench/step_variants.py --write docs/BENCHMARKS.md` ({r['machine']}, {r['cpus']} "
+             f"CPUs, {r['threads']} threads, torch {r['torch']}; {r['reps']} interleaved reps of {r['steps']} "
+             "steps, median 50-step window; quick-mnist's nets). One split D pass matches two passes to "
+             f"{r['check']:.1e} of the largest entry (logits, D's gradients, running statistics; fp32).", "",
+             "| step | steps/s | vs careful fp32 | vs bf16 |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v:.1f} | {v / base:.2f}x | {v / bf:.2f}x |" for k, v in s.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=4)
+    ap.add_argument("--window-steps", type=int, default=100)
+    ap.add_argument("--write", help=f"replace this file's text between {START} and {END}")
+    ap.add_argument("--profile", action="store_true", help="print where the bf16 step's time goes, and stop")
+    args = ap.parse_args()
+    cfg = gankit.preset("quick-mnist").with_overrides({"data.name": "fashion-mnist"})
+    if args.profile:
+        print(profile(cfg, fashion()))
+        return
+    r = measure(cfg, fashion(), args.reps, args.window_steps)
+    r.update(machine=platform.processor() or platform.machine(), cpus=os.cpu_count(),
+             threads=torch.get_num_threads(), torch=str(torch.__version__), reps=args.reps, steps=args.window_steps)
+    text = render(r)
+    print(text)
+    if args.write:
+        doc = Path(args.write)
+        doc.write_text(replace_marked(doc.read_text(), START, END, text,
+                                      "## quick-mnist: exact rewrites of the step (CPU)"))
+
+
+if __name__ == "__main__":
+    main()
