@@ -12,7 +12,9 @@ count, batch, Adam and G_ema), so that only the step differs:
   (:class:`SplitBatchNorm2d`) — the same numbers as two passes (checked before timing), one conv call per layer;
 - ``+ D channels-last``, ``+ G channels-last``: the nets' weights (and so their activations) in NHWC;
 - ``bf16, G's last layer fp32``: the 32→1 transposed convolution, which runs slower in bf16 than in fp32 on
-  some CPUs, out of autocast.
+  some CPUs, out of autocast;
+- ``fp32, oneDNN's bf16 math mode``: no autocast, fp32 tensors throughout, oneDNN's convolutions and matmuls
+  allowed to compute in bf16 inside (``torch.backends.mkldnn.*.fp32_precision``, torch ≥ 2.9; skipped before).
 
 Contestants run interleaved over ``--reps`` rounds; the figure is the median 50-step window. ``--profile`` instead
 prints where the ``bf16`` step's time goes (torch.profiler, 50 steps after 50 of warm-up): the costliest
@@ -50,6 +52,7 @@ VARIANTS = {
     "bf16 + D channels-last": dict(bf16=True, cl_d=True),
     "bf16 + G channels-last": dict(bf16=True, cl_g=True),
     "bf16, G's last layer fp32": dict(bf16=True, g_last_fp32=True),
+    "fp32, oneDNN's bf16 math mode": dict(fpmath=True),
 }
 
 
@@ -117,10 +120,38 @@ def check_one_pass(cfg, shape, real, y_real, fake, y_fake) -> float:
     return worst
 
 
+def has_fpmath() -> bool:
+    return hasattr(getattr(torch.backends.mkldnn, "conv", None), "fp32_precision")
+
+
+def set_fpmath(mode: str) -> None:
+    """oneDNN's internal precision for fp32 convolutions and matmuls: "bf16" or "none" (exact fp32)."""
+    torch.backends.mkldnn.conv.fp32_precision = mode
+    torch.backends.mkldnn.matmul.fp32_precision = mode
+
+
+def fpmath_changes_convs() -> bool:
+    """Whether oneDNN honours the bf16 math mode for convolutions here (on CPUs without bf16 units it may not)."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(64, 32, 14, 14, generator=g), torch.randn(64, 32, 4, 4, generator=g)
+    exact = F.conv2d(x, w, stride=2, padding=1)
+    set_fpmath("bf16")
+    try:
+        return not torch.equal(F.conv2d(x, w, stride=2, padding=1), exact)
+    finally:
+        set_fpmath("none")
+
+
 def windows(cfg, shape, data, labels, shares, steps: int, out: list[float], bf16=False, one_pass=False,
-            cl_d=False, cl_g=False, g_last_fp32=False) -> None:
+            cl_d=False, cl_g=False, g_last_fp32=False, fpmath=False) -> None:
     """Train ``steps`` + 50 steps on ``data`` (float in [-1, 1], preloaded as careful_conv does; the first 50 steps
     warm up); append each later 50-step window's seconds to ``out``."""
+    if fpmath:
+        set_fpmath("bf16")
+        try:
+            return windows(cfg, shape, data, labels, shares, steps, out, bf16, one_pass, cl_d, cl_g, g_last_fp32)
+        finally:
+            set_fpmath("none")
     torch.manual_seed(0)
     G, D = build_generator(cfg.model, shape), build_discriminator(cfg.model, shape)
     bns = split_bn(D) if one_pass else []
@@ -209,11 +240,13 @@ def measure(cfg, data, reps: int, steps: int) -> dict:
     real = data.images[:B].float() / 127.5 - 1
     fake = torch.rand(B, *shape, generator=g) * 2 - 1
     worst = check_one_pass(cfg, shape, real, labels[:B], fake, labels[B:2 * B])
-    res: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    variants = {k: v for k, v in VARIANTS.items() if has_fpmath() or not v.get("fpmath")}
+    res: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(reps):
-        for name, kw in VARIANTS.items():
+        for name, kw in variants.items():
             windows(cfg, shape, x, labels, shares, steps, res[name], **kw)
-    return {"speed": {k: 50 / statistics.median(v) for k, v in res.items()}, "check": worst}
+    return {"speed": {k: 50 / statistics.median(v) for k, v in res.items()}, "check": worst,
+            "fpmath": fpmath_changes_convs() if has_fpmath() else None}
 
 
 def render(r: dict) -> str:
@@ -225,6 +258,10 @@ def render(r: dict) -> str:
              f"{r['check']:.1e} of the largest entry (logits, D's gradients, running statistics; fp32).", "",
              "| step | steps/s | vs careful fp32 | vs bf16 |", "|---|---|---|---|"]
     lines += [f"| {k} | {v:.1f} | {v / base:.2f}x | {v / bf:.2f}x |" for k, v in s.items()]
+    if r["fpmath"] is not None:
+        lines += ["", "oneDNN's bf16 math mode " + ("changes" if r["fpmath"] else "does not change")
+                  + " a 32→64 convolution's output on this machine" + ("." if r["fpmath"] else
+                                                                         " (the mode is not honoured here).")]
     return "\n".join(lines)
 
 
