@@ -14,7 +14,8 @@ count, batch, Adam and G_ema), so that only the step differs:
 - ``bf16, G's last layer fp32``: the 32→1 transposed convolution, which runs slower in bf16 than in fp32 on
   some CPUs, out of autocast;
 - ``fp32, oneDNN's bf16 math mode``: no autocast, fp32 tensors throughout, oneDNN's convolutions and matmuls
-  allowed to compute in bf16 inside (``torch.backends.mkldnn.*.fp32_precision``, torch ≥ 2.9; skipped before).
+  allowed to compute in bf16 inside (``torch.backends.mkldnn.*.fp32_precision``, torch ≥ 2.9; skipped before);
+- ``bf16, 1 thread``: what the second core buys (the bound on running passes on threads of their own).
 
 Contestants run interleaved over ``--reps`` rounds; the figure is the median 50-step window. ``--profile`` instead
 prints where the ``bf16`` step's time goes (torch.profiler, 50 steps after 50 of warm-up): the costliest
@@ -53,6 +54,7 @@ VARIANTS = {
     "bf16 + G channels-last": dict(bf16=True, cl_g=True),
     "bf16, G's last layer fp32": dict(bf16=True, g_last_fp32=True),
     "fp32, oneDNN's bf16 math mode": dict(fpmath=True),
+    "bf16, 1 thread": dict(bf16=True, one_thread=True),
 }
 
 
@@ -143,9 +145,16 @@ def fpmath_changes_convs() -> bool:
 
 
 def windows(cfg, shape, data, labels, shares, steps: int, out: list[float], bf16=False, one_pass=False,
-            cl_d=False, cl_g=False, g_last_fp32=False, fpmath=False) -> None:
+            cl_d=False, cl_g=False, g_last_fp32=False, fpmath=False, one_thread=False) -> None:
     """Train ``steps`` + 50 steps on ``data`` (float in [-1, 1], preloaded as careful_conv does; the first 50 steps
     warm up); append each later 50-step window's seconds to ``out``."""
+    if one_thread:
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return windows(cfg, shape, data, labels, shares, steps, out, bf16, one_pass, cl_d, cl_g, g_last_fp32)
+        finally:
+            torch.set_num_threads(n)
     if fpmath:
         set_fpmath("bf16")
         try:
