@@ -24,6 +24,7 @@ convolution calls by shape, and the totals by kind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import platform
@@ -37,12 +38,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import baselines  # noqa: E402
 from train_speed import fashion  # noqa: E402
 
 import gankit  # noqa: E402
 from gankit.data.clusters import draw_labels, relabel  # noqa: E402
 from gankit.io import replace_marked  # noqa: E402
-from gankit.models import build_discriminator, build_generator  # noqa: E402
+from gankit.models import build_discriminator  # noqa: E402
 
 START, END = "<!-- step-variants:start -->", "<!-- step-variants:end -->"
 VARIANTS = {
@@ -126,10 +128,20 @@ def has_fpmath() -> bool:
     return hasattr(getattr(torch.backends.mkldnn, "conv", None), "fp32_precision")
 
 
-def set_fpmath(mode: str) -> None:
-    """oneDNN's internal precision for fp32 convolutions and matmuls: "bf16" or "none" (exact fp32)."""
-    torch.backends.mkldnn.conv.fp32_precision = mode
-    torch.backends.mkldnn.matmul.fp32_precision = mode
+@contextlib.contextmanager
+def process_settings(fpmath: bool = False, one_thread: bool = False):
+    """oneDNN's bf16 math mode for fp32 convolutions and matmuls, and/or one intra-op thread, for the block."""
+    n = torch.get_num_threads()
+    if fpmath:
+        torch.backends.mkldnn.conv.fp32_precision = torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    if one_thread:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if fpmath:
+            torch.backends.mkldnn.conv.fp32_precision = torch.backends.mkldnn.matmul.fp32_precision = "none"
+        torch.set_num_threads(n)
 
 
 def fpmath_changes_convs() -> bool:
@@ -137,32 +149,21 @@ def fpmath_changes_convs() -> bool:
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(64, 32, 14, 14, generator=g), torch.randn(64, 32, 4, 4, generator=g)
     exact = F.conv2d(x, w, stride=2, padding=1)
-    set_fpmath("bf16")
-    try:
+    with process_settings(fpmath=True):
         return not torch.equal(F.conv2d(x, w, stride=2, padding=1), exact)
-    finally:
-        set_fpmath("none")
 
 
 def windows(cfg, shape, data, labels, shares, steps: int, out: list[float], bf16=False, one_pass=False,
             cl_d=False, cl_g=False, g_last_fp32=False, fpmath=False, one_thread=False) -> None:
     """Train ``steps`` + 50 steps on ``data`` (float in [-1, 1], preloaded as careful_conv does; the first 50 steps
-    warm up); append each later 50-step window's seconds to ``out``."""
-    if one_thread:
-        n = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return windows(cfg, shape, data, labels, shares, steps, out, bf16, one_pass, cl_d, cl_g, g_last_fp32)
-        finally:
-            torch.set_num_threads(n)
-    if fpmath:
-        set_fpmath("bf16")
-        try:
-            return windows(cfg, shape, data, labels, shares, steps, out, bf16, one_pass, cl_d, cl_g, g_last_fp32)
-        finally:
-            set_fpmath("none")
-    torch.manual_seed(0)
-    G, D = build_generator(cfg.model, shape), build_discriminator(cfg.model, shape)
+    warm up); append each later 50-step window's seconds to ``out``. The loop is careful_conv's (its nets and
+    optimizers too, baselines._models) with the contestant's changes."""
+    with process_settings(fpmath, one_thread):
+        _windows(cfg, shape, data, labels, shares, steps, out, bf16, one_pass, cl_d, cl_g, g_last_fp32)
+
+
+def _windows(cfg, shape, data, labels, shares, steps, out, bf16, one_pass, cl_d, cl_g, g_last_fp32) -> None:
+    G, D, opt_g, opt_d = baselines._models(cfg, shape)
     bns = split_bn(D) if one_pass else []
     if cl_d:
         D.to(memory_format=torch.channels_last)
@@ -177,9 +178,7 @@ def windows(cfg, shape, data, labels, shares, steps: int, out: list[float], bf16
                 return fwd(x.float())
         last.forward = fp32
     o, B, z_dim, t = cfg.optim, cfg.train.batch_size, cfg.model.z_dim, cfg.loss.real_target
-    opt_g = torch.optim.Adam(G.parameters(), lr=o.g_lr, betas=(o.beta1, o.beta2), eps=o.eps)
-    opt_d = torch.optim.Adam(D.parameters(), lr=o.d_lr, betas=(o.beta1, o.beta2), eps=o.eps)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    G_ema = baselines._ema_copy(G)
 
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
@@ -211,8 +210,10 @@ def windows(cfg, shape, data, labels, shares, steps: int, out: list[float], bf16
         g_loss.backward()
         opt_g.step()
         D.requires_grad_(True)
-        with torch.no_grad():
+        with torch.no_grad():  # as careful_conv: G_ema's weights averaged, its batch-norm statistics copied
             torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - o.ema_beta)
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
         if (i + 1) % 50 == 0:
             now = time.perf_counter()
             if i + 1 > 50:
