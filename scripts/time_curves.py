@@ -5,6 +5,7 @@ each longer budget resuming the shorter run, every point scored with the pinned 
     python scripts/time_curves.py --max-minutes 90     # a slice: no new training after 90 min; rerun to continue
     python scripts/time_curves.py --cached             # the docs from docs/zoo/time_runs.json alone, no training
     python scripts/time_curves.py --dry-run            # the plan and its estimated minutes
+    python scripts/time_curves.py --device cuda --order chain --max-minutes 8   # the GPU row (15s, 60s, 5m)
 
 Each preset trains as ``gankit train --preset P --time B`` would (its own config; only data.name, train.seed,
 train.device cpu and --override changed) in ``RUNS/PRESET/seedS``. Seed 0 runs every budget: the 2m point
@@ -21,6 +22,13 @@ can stop anywhere: a half-trained point is retrained from the previous point's c
 (FD and recall against minutes), ``zoo/time-PRESET.png`` (the samples at the spread budget, seed 0), and the
 region of --doc between ``<!-- time-curves:start -->`` and ``<!-- time-curves:end -->`` (created at the end
 under its own heading when absent; the rest of the file is kept byte for byte).
+
+``--device cuda`` is the GPU row: the same presets and scores at 15 s, 60 s and 5 min of training on the GPU
+(three seeds at 60 s), in files and a region of their own (``zoo/time_runs_cuda.json``, ``zoo/time_curves_cuda.png``,
+``zoo/time_cuda-PRESET.png``, ``<!-- time-curves-cuda:start -->``), so the CPU table is never touched. With
+``--order chain`` each preset's seed-0 chain runs whole before the next preset starts, and under --max-minutes a
+chain that cannot finish in the time left is not started: a session on a machine lent for minutes, whose run
+folders do not outlive it, leaves only finished chains (the JSON carries them to the next session).
 """
 from __future__ import annotations
 
@@ -48,12 +56,25 @@ PRESETS = "seed,seed-plus,dcgan-mnist,wgan-gp-mnist,cgan-mnist,r3gan-mnist,quick
 METRICS = "fd,kid,pr,classes"  # sized by --n-samples: fd10k, kid10k, pr10k_k3, classes10k
 START, END = "<!-- time-curves:start -->", "<!-- time-curves:end -->"
 HEADING = "## Best samples per CPU-minute"
+# the defaults of --budgets and --seeds-at: the CPU table (issue #19's protocol), and the GPU row
+DEFAULTS = {"cpu": ("1m,2m,5m,10m,30m", "5m:3"), "gpu": ("15s,60s,5m", "60s:3")}
+
+
+def row(device: str) -> dict:
+    """What the points of ``device`` are called: the CPU table keeps its names, another device's row gets its own
+    JSON, plot, grids, doc region and heading (``kind``: ``cpu``, ``cuda``...)."""
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return {"kind": kind, "suffix": "", "grid": "time-", "start": START, "end": END, "heading": HEADING}
+    return {"kind": kind, "suffix": f"_{kind}", "grid": f"time_{kind}-", "start": f"<!-- time-curves-{kind}:start -->",
+            "end": f"<!-- time-curves-{kind}:end -->", "heading": f"## Best samples per GPU-minute ({kind})"}
 GRID_N = 64
 # --dry-run's estimate, measured on the 2-core machine (December): a 10k-sample score takes 35-40 s for the MLP
 # and DCGAN presets and ~2 min for r3gan-mnist (sampling G); the real side (test features, floor) ~1 min once.
 SCORE_S_PER_10K, REAL_SIDE_S, SETUP_S = 60.0, 60.0, 5.0
+SCORE_S_PER_10K_GPU = 15.0  # a guess until a GPU session measures it (sampling and features on the device)
 # argv flags that choose what this session does, not what the numbers are: left out of the command in the doc
-SESSION_FLAGS = {"--cached": 0, "--dry-run": 0, "--max-minutes": 1, "--retrain": 1}
+SESSION_FLAGS = {"--cached": 0, "--dry-run": 0, "--max-minutes": 1, "--retrain": 1, "--order": 1}
 
 
 def _quiet(*_):
@@ -92,9 +113,13 @@ def chain(seed: int, budgets: list[float], seeds_at: dict[float, int]) -> list[f
     return [b for b in budgets if seed == 0 or seed < seeds_at.get(b, 1)]
 
 
-def plan(presets: list[str], budgets: list[float], seeds_at: dict[float, int]) -> list[tuple[str, int, float]]:
-    """Every point, shortest budget first, so a slice leaves whole budgets done."""
+def plan(presets: list[str], budgets: list[float], seeds_at: dict[float, int], order: str = "budget"
+         ) -> list[tuple[str, int, float]]:
+    """Every point. ``order`` "budget": shortest budget first, so a slice leaves whole budgets done; "chain": preset
+    by preset, seed by seed, each run's budgets in a row, so a slice leaves whole runs done."""
     seeds = range(max([1, *seeds_at.values()]))
+    if order == "chain":
+        return [(p, s, b) for p in presets for s in seeds for b in chain(s, budgets, seeds_at)]
     return [(p, s, b) for b in budgets for p in presets for s in seeds if b in chain(s, budgets, seeds_at)]
 
 
@@ -109,7 +134,8 @@ def at_name(budget: float) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # The machine and its load.
 
-def machine() -> dict:
+def machine(device: str = "cpu") -> dict:
+    """The CPU, its cores, the system and versions; on a CUDA ``device``, the GPU's name too."""
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
@@ -117,8 +143,9 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return {"cpu": cpu, "cores": cores, "system": platform.platform(terse=True), "torch": torch.__version__,
-            "gankit": gankit.__version__}
+    gpu = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
+    return {"cpu": cpu, "cores": cores, "gpu": gpu, "system": platform.platform(terse=True),
+            "torch": torch.__version__, "gankit": gankit.__version__}
 
 
 class LoadWatch:
@@ -148,7 +175,7 @@ class LoadWatch:
 
 def base_config(args, preset: str, seed: int):
     return preset_config(preset).with_overrides({
-        "data.name": args.dataset, "train.seed": seed, "data.seed": seed, "train.device": "cpu",
+        "data.name": args.dataset, "train.seed": seed, "data.seed": seed, "train.device": args.device,
         "train.threads": args.threads, "train.progress": False, "train.sample_every": 0,
         "train.checkpoint_every": 0, **args.overrides})
 
@@ -257,7 +284,8 @@ def train_point(args, points: dict, preset: str, seed: int, budget: float, info:
              f"{key(preset, seed, budget)} ({info['cores']} cores): not a quiet-machine number")
     return {**base, "steps": res.step, "total_steps": tr.total_steps, "finished": res.step >= tr.total_steps,
             "wall_s": round(spent + segment, 2), "segment_s": round(segment, 2), "setup_s": round(setup, 2),
-            "threads": threads, "cores": info["cores"], "machine": f"{info['cpu']}, {info['system']}",
+            "threads": threads, "cores": info["cores"],
+            "machine": f"{info['gpu'] + ' on ' if info.get('gpu') else ''}{info['cpu']}, {info['system']}",
             "torch": info["torch"], "gankit": info["gankit"], "load": {**load, "quiet": not loaded}, "scores": None}
 
 
@@ -268,7 +296,7 @@ def make_scorer(args):
     from gankit.metrics import Scorer
 
     return Scorer(METRICS, n=args.n_samples, data=DataConfig(name=args.dataset), evaluator="pinned",
-                  log=lambda m: print(m, file=sys.stderr))
+                  device=args.device, log=lambda m: print(m, file=sys.stderr))
 
 
 def score_point(scorer, ckpt: Path) -> dict:
@@ -366,7 +394,8 @@ def plot(args, points: dict, presets: list[str], dest: Path) -> None:
     if axes[0].get_lines():
         axes[0].legend(fontsize=8)
     spread_at = ", ".join(f"{format_duration(b)} ({n} seeds)" for b, n in args.seeds_at.items())
-    fig.suptitle(f"{args.dataset}, {args.n_samples:,} samples; lines: seed 0"
+    on = "" if args.row["kind"] == "cpu" else f" ({args.device})"
+    fig.suptitle(f"{args.dataset}{on}, {args.n_samples:,} samples; lines: seed 0"
                  + (f"; bars: min-max over seeds at {spread_at}" if spread_at else ""), fontsize=10)
     fig.tight_layout()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -386,6 +415,8 @@ def _cell(args, points: dict, preset: str, budget: float, field: str, fmt: str) 
 def section(args, points: dict, presets: list[str], missing: list[str], grids: dict[str, str]) -> str:
     """The body between the markers: the command, the machine, the table, the plot, the grids."""
     mine = [r for r in points.values() if r["preset"] in presets and r["budget_s"] in args.budgets]
+    where = ("CPU cores" if args.row["kind"] == "cpu" else
+             f"CPU cores of the host; training and scoring on {args.device}")
     machines = sorted({r["machine"] for r in mine if r.get("machine")})
     torches = sorted({r["torch"] for r in mine if r.get("torch")})
     threads = sorted({r["threads"] for r in mine if r.get("threads")})
@@ -395,11 +426,12 @@ def section(args, points: dict, presets: list[str], missing: list[str], grids: d
     spread_at = "; ".join(f"at {format_duration(b)}, seeds 0–{n - 1}" for b, n in args.seeds_at.items())
     lines = [f"Every number here comes from `{args.command}` (`--cached` rebuilds this part from "
              f"{args.json.name} alone, `--max-minutes M` runs a slice of it). Do not edit by hand.", "",
-             f"Machine: {' / '.join(str(c) for c in cores) or '?'} CPU cores ({'; '.join(machines) or 'no runs yet'}), "
-             f"torch {', '.join(torches) or torch.__version__}, torch threads {'/'.join(map(str, threads)) or '?'}"
-             + (f"; points from {dates[0]} to {dates[-1]}." if dates else "."), "",
+             (f"Machine: {' / '.join(str(c) for c in cores) or '?'} {where} ({'; '.join(machines) or '?'}), "
+              f"torch {', '.join(torches) or '?'}, torch threads {'/'.join(map(str, threads)) or '?'}"
+              f"; points from {dates[0]} to {dates[-1]}." if dates else "Machine: no point has run yet."), "",
              f"Each preset trains on {args.dataset} with its own config (its schedule, batch and learning rates; "
              f"changed: data.name, train.seed"
+             + (f", train.device={args.device}" if args.row["kind"] != "cpu" else "")
              + "".join(f", {k}={v}" for k, v in args.overrides.items()) +
              ") under a wall-clock budget (`train.time_limit`: training time from the first step, data loading "
              "excluded), so a point is what `gankit train --preset P --time B` gives on this machine. Seed 0 runs "
@@ -429,7 +461,9 @@ def section(args, points: dict, presets: list[str], missing: list[str], grids: d
             cells = [_cell(args, points, preset, b, f, fmt) for f, fmt in
                      (("fd", ".2f"), ("kid", ".3g"), ("precision", ".3f"), ("recall", ".3f"))]
             lines.append(f"{head} | {' | '.join(cells)} | {s['classes_reached']} / {s['classes_over_2pct']} |")
-    lines += ["", f"![FD and recall against the training budget]({args.rel(args.plot)})", ""]
+    if any(scores(r) for r in mine):  # no plot of nothing: a row not run yet is its table head and the to-do list
+        lines += ["", f"![FD and recall against the training budget]({args.rel(args.plot)})"]
+    lines += [""]
     if grids:
         lines += [f"Samples at {format_duration(args.grid_at)} (seed 0; {GRID_N} latents of seed 0, "
                   f"`gankit.load(RUN/checkpoints/{at_name(args.grid_at)}).images({GRID_N})`), left to right: "
@@ -439,10 +473,11 @@ def section(args, points: dict, presets: list[str], missing: list[str], grids: d
     return "\n".join(lines)
 
 
-def replace_region(old: str, body: str) -> str:
-    """``old`` with the text between the markers replaced by ``body``; the markers under :data:`HEADING` at the
-    end when absent. Nothing outside the markers changes."""
-    return replace_marked(old, START, END, body, HEADING)
+def replace_region(old: str, body: str, names: dict | None = None) -> str:
+    """``old`` with the text between the markers (``names``: a :func:`row`; default the CPU table's) replaced by
+    ``body``; the markers under the row's heading at the end when absent. Nothing outside the markers changes."""
+    n = names or row("cpu")
+    return replace_marked(old, n["start"], n["end"], body, n["heading"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -457,6 +492,14 @@ def estimate(args, todo: list[tuple], points: dict) -> tuple[float, float]:
             train += b - (prev_b or 0.0) + SETUP_S
         score += SCORE_S_PER_10K * args.n_samples / 10_000
     return train, score + (REAL_SIDE_S if todo else 0.0)
+
+
+def chain_seconds(args, seed: int) -> float:
+    """The wall-clock a whole (preset, seed) run of the plan takes here: its longest budget, each stop's setup and
+    each point's score (--order chain's test before it starts a run under --max-minutes)."""
+    stops = chain(seed, args.budgets, args.seeds_at)
+    per_10k = SCORE_S_PER_10K if args.row["kind"] == "cpu" else SCORE_S_PER_10K_GPU
+    return stops[-1] + len(stops) * (SETUP_S + per_10k * args.n_samples / 10_000)
 
 
 def session_argv(argv: list[str]) -> list[str]:
@@ -479,15 +522,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("--presets", default=PRESETS, help="comma-separated; unknown ones are skipped with a warning")
-    p.add_argument("--budgets", default="1m,2m,5m,10m,30m", help="training wall-clock per point (90s, 10m, 1.5h)")
-    p.add_argument("--seeds-at", default="5m:3", help="BUDGET:SEEDS[,...]: seeds 0..SEEDS-1 at that budget (the "
-                                                      "spread in the table and the plot's error bars)")
+    p.add_argument("--device", default="cpu", help="where every point trains and is scored: cpu (the CPU table), or "
+                                                   "cuda (the GPU row: its own JSON, plot and doc region)")
+    p.add_argument("--budgets", default=None, help="training wall-clock per point (90s, 10m, 1.5h); default "
+                                                   f"{DEFAULTS['cpu'][0]} on the CPU, {DEFAULTS['gpu'][0]} on a GPU")
+    p.add_argument("--seeds-at", default=None, help="BUDGET:SEEDS[,...]: seeds 0..SEEDS-1 at that budget (the spread "
+                                                    f"in the table and the plot's error bars); default "
+                                                    f"{DEFAULTS['cpu'][1]} on the CPU, {DEFAULTS['gpu'][1]} on a GPU")
+    p.add_argument("--order", choices=("budget", "chain"), default="budget",
+                   help="budget: every preset's shortest budget first; chain: each run's budgets in a row, and "
+                        "under --max-minutes no chain is started that cannot finish")
     p.add_argument("--n-samples", type=int, default=10_000, help="samples scored per point")
     p.add_argument("--dataset", default="fashion-mnist", help="data.name of every run and of the evaluator")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every preset (repeatable), e.g. model.g_hidden=16")
     p.add_argument("--threads", type=int, default=0, help="train.threads (0: torch's default, the cores)")
-    p.add_argument("--runs", type=Path, default=Path("runs/time_curves"), help="the run folders")
+    p.add_argument("--runs", type=Path, default=None,
+                   help="the run folders (default runs/time_curves, runs/time_curves_cuda for the GPU row)")
     p.add_argument("--doc", type=Path, default=Path("docs/ZOO.md"),
                    help="the doc whose time-curves region is rewritten; the JSON and PNGs go in its zoo/ folder")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -501,6 +552,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args.command = shlex.join(["python", "scripts/time_curves.py", *session_argv(argv)])
     try:
+        try:
+            args.row = row(args.device)
+        except RuntimeError as e:  # torch's own message for a device string it cannot parse
+            raise GankitError(f"--device {args.device!r}: {str(e).splitlines()[0]}") from None
+        budgets, seeds_at = DEFAULTS["cpu" if args.row["kind"] == "cpu" else "gpu"]
+        args.budgets = budgets if args.budgets is None else args.budgets
+        args.seeds_at = seeds_at if args.seeds_at is None else args.seeds_at
         args.budgets = sorted({parse_duration(b) for b in args.budgets.split(",") if b.strip()})
         if not args.budgets:
             raise GankitError("--budgets: give at least one, e.g. 1m,2m,5m")
@@ -523,12 +581,13 @@ def main(argv: list[str] | None = None) -> int:
             raise GankitError(f"--n-samples {args.n_samples}: needs at least 2")
     except GankitError as e:
         p.error(str(e))
+    args.runs = args.runs if args.runs is not None else Path(f"runs/time_curves{args.row['suffix']}")
     zoo = args.doc.parent / "zoo"
-    args.json, args.plot = zoo / "time_runs.json", zoo / "time_curves.png"
+    args.json, args.plot = zoo / f"time_runs{args.row['suffix']}.json", zoo / f"time_curves{args.row['suffix']}.png"
     args.grid_at = next(iter(args.seeds_at), args.budgets[len(args.budgets) // 2])
     args.rel = lambda path: os.path.relpath(path, args.doc.parent)
     protocol = {"dataset": args.dataset, "n_samples": args.n_samples, "metrics": METRICS, "evaluator": "pinned",
-                "device": "cpu", "overrides": args.overrides}
+                "device": args.row["kind"], "overrides": args.overrides}
     try:
         points, keys = load_cache(args.json, protocol)
     except GankitError as e:
@@ -537,13 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     stale, restamped = drop_stale(args, points, presets, retrain, keys)
     for preset in stale:
         _say(f"{preset}: its points were trained under another config (or --retrain): retraining them")
-        (zoo / f"time-{preset}.png").unlink(missing_ok=True)
+        (zoo / f"{args.row['grid']}{preset}.png").unlink(missing_ok=True)
     if (stale or restamped or keys != config_keys()) and not args.dry_run:
         save_cache(args.json, protocol, points)
-    todo = [pt for pt in plan(presets, args.budgets, args.seeds_at) if not points.get(key(*pt), {}).get("scores")]
+    todo = [pt for pt in plan(presets, args.budgets, args.seeds_at, args.order)
+            if not points.get(key(*pt), {}).get("scores")]
 
     if args.dry_run:
-        info = machine()
+        info = machine()  # this machine's cores: no device is touched by a dry run
         train_s, score_s = estimate(args, todo, points)
         for preset, seed, b in todo:
             steps = chain(seed, args.budgets, args.seeds_at)
@@ -557,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
               f"training {train_s / 60:.0f} min, scoring {score_s / 60:.0f} min (10k-sample scores ~1 min each)")
         return 0
 
-    info = machine()
+    info = None  # the machine (and its GPU) is read when the first point trains
     scorer = None
     left = []
     for preset, seed, b in todo:
@@ -569,6 +629,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.max_minutes is not None and time.monotonic() - t_start >= 60 * args.max_minutes:
                 left.append(k)
                 continue
+            if args.max_minutes is not None and args.order == "chain" and b == chain(seed, args.budgets,
+                                                                                     args.seeds_at)[0]:
+                need = chain_seconds(args, seed)
+                if time.monotonic() - t_start + need > 60 * args.max_minutes:
+                    left.append(k)  # its later points then find no previous point and wait too
+                    continue
+            info = info or machine(args.device)
             rec = train_point(args, points, preset, seed, b, info)
             if rec is None:
                 left.append(k)
@@ -595,21 +662,23 @@ def main(argv: list[str] | None = None) -> int:
     grids = {}
     for preset in presets:
         rec = points.get(key(preset, 0, args.grid_at))
-        dest = zoo / f"time-{preset}.png"
+        dest = zoo / f"{args.row['grid']}{preset}.png"
         if rec and not dest.is_file() and not args.cached and (args.runs / rec["checkpoint"]).is_file():
             write_grid(args.runs / rec["checkpoint"], dest)
         if scores(rec) and dest.is_file():
             grids[preset] = args.rel(dest)
     missing = [key(*pt) for pt in plan(presets, args.budgets, args.seeds_at)
                if not points.get(key(*pt), {}).get("scores")]
-    plot(args, points, presets, args.plot)
+    plotted = any(scores(r) for r in points.values() if r["preset"] in presets and r["budget_s"] in args.budgets)
+    if plotted:
+        plot(args, points, presets, args.plot)
     old = args.doc.read_text() if args.doc.is_file() else ""
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.doc, replace_region(old, section(args, points, presets, missing, grids)))
+    atomic_write_text(args.doc, replace_region(old, section(args, points, presets, missing, grids), args.row))
     loaded = sorted(k for k, r in points.items() if not (r.get("load") or {}).get("quiet", True))
     if loaded:
         _say(f"warning: {_points(len(loaded))} ran on a loaded machine (†): {', '.join(loaded)}")
-    _say(f"wrote {args.doc}, {args.plot}, {args.json}"
+    _say(f"wrote {args.doc}, {f'{args.plot}, ' if plotted else ''}{args.json}"
          + (f"; {_points(len(missing))} left: rerun `{args.command}` to continue" if missing else ""))
     return 0
 

@@ -167,3 +167,21 @@ def test_tf32_switches_float32_matmuls_per_run(tmp_path):
     assert torch.backends.cuda.matmul.allow_tf32
     gankit.train(cfg(**{"train.steps": 5}), tmp_path / "b", log=quiet)
     assert not torch.backends.cuda.matmul.allow_tf32
+
+
+def test_time_curves_gpu_row_trains_resumes_and_scores_on_cuda(tmp_path, load_script):
+    """scripts/time_curves.py --device cuda (issue #19's GPU row) on tiny settings: the 2s point resumes the 1s run
+    on the GPU, both are scored there, and the row goes to its own JSON and doc region."""
+    tc = load_script("time_curves")
+    args = ["--presets", "seed", "--dataset", "digits", "--override", "model.g_hidden=16", "--override",
+            "model.d_hidden=16", "--override", "train.epochs=10000", "--n-samples", "200", "--budgets", "1s,2s",
+            "--seeds-at", "", "--device", "cuda", "--order", "chain", "--runs", str(tmp_path / "runs"),
+            "--doc", str(tmp_path / "ZOO.md")]
+    assert tc.main(args) == 0
+    points = json.loads((tmp_path / "zoo" / "time_runs_cuda.json").read_text())["points"]
+    assert sorted(points) == ["seed/seed0/1s", "seed/seed0/2s"]
+    first, second = points["seed/seed0/1s"], points["seed/seed0/2s"]
+    assert second["resumes"] == "1s" and second["steps"] > first["steps"] > 0
+    assert torch.cuda.get_device_name() in second["machine"]
+    assert second["scores"]["n"] == 200 and second["scores"]["fd"] > 0
+    assert "<!-- time-curves-cuda:start -->" in (tmp_path / "ZOO.md").read_text()

@@ -139,9 +139,54 @@ def test_a_loaded_machine_is_flagged(tc, tmp_path, monkeypatch, capsys):
     assert "| seed | 0.3s † |" in (tmp_path / "ZOO.md").read_text()
 
 
+def test_the_gpu_row_has_its_own_files_region_and_defaults_and_leaves_the_cpu_table_alone(tc, tmp_path, capsys):
+    """--device cuda --cached needs no GPU: it writes the GPU row's region (15s, 60s, 5m; three seeds at 60s) at
+    the end under its own heading and its own JSON and plot; the CPU table's region and files are not touched."""
+    doc = tmp_path / "ZOO.md"
+    cpu_region = "<!-- time-curves:start -->\ncpu body\n<!-- time-curves:end -->"
+    doc.write_text(BEFORE + cpu_region + AFTER)
+    args = ["--presets", "seed,quick-mnist", "--device", "cuda", "--doc", str(doc), "--runs", str(tmp_path / "r")]
+    assert tc.main(args + ["--cached"]) == 0
+    text = doc.read_text()
+    assert text.startswith(BEFORE + cpu_region + AFTER + "\n## Best samples per GPU-minute (cuda)\n\n"
+                           "<!-- time-curves-cuda:start -->\nEvery number here comes from `python "
+                           "scripts/time_curves.py --presets seed,quick-mnist --device cuda")
+    assert text.endswith("<!-- time-curves-cuda:end -->\n")
+    assert ("Not run yet (10): seed/seed0/15s, quick-mnist/seed0/15s, seed/seed0/1m, seed/seed1/1m, seed/seed2/1m, "
+            "quick-mnist/seed0/1m, quick-mnist/seed1/1m, quick-mnist/seed2/1m, seed/seed0/5m, quick-mnist/seed0/5m"
+            in text)
+    assert sorted(f.name for f in (tmp_path / "zoo").iterdir()) == ["time_runs_cuda.json"]  # no plot of nothing
+    assert "![FD and recall" not in text
+    assert json.loads((tmp_path / "zoo" / "time_runs_cuda.json").read_text())["protocol"]["device"] == "cuda"
+    assert tc.main(args + ["--cached"]) == 0 and doc.read_text() == text  # a rerun replaces its own region only
+    assert tc.main(tiny(tmp_path, "1s", "", "--cached")) == 0  # the CPU table's rerun leaves the GPU row
+    after = doc.read_text()
+    assert "<!-- time-curves-cuda:start -->\nEvery number here comes from `python scripts/time_curves.py --presets " \
+           "seed,quick-mnist --device cuda" in after and "cpu body" not in after
+    capsys.readouterr()
+    assert tc.main(args + ["--dry-run", "--order", "chain"]) == 0  # each run's budgets in a row
+    plan = [ln.split(":")[0].strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")]
+    assert plan == ["seed/seed0/15s", "seed/seed0/1m", "seed/seed0/5m", "seed/seed1/1m", "seed/seed2/1m",
+                    "quick-mnist/seed0/15s", "quick-mnist/seed0/1m", "quick-mnist/seed0/5m", "quick-mnist/seed1/1m",
+                    "quick-mnist/seed2/1m"]
+
+
+def test_order_chain_starts_no_run_that_cannot_finish_in_max_minutes(tc, tmp_path):
+    """Each run (0.5s then 1s for seed 0; 1s for seed 1) needs its budget plus ~6 s a stop of setup and scoring
+    (the script's estimate): --max-minutes 0.1 (6 s) starts none under --order chain, where --order budget starts
+    the first point at once."""
+    args = tiny(tmp_path, "0.5s,1s", "1s:2", "--max-minutes", "0.1")
+    assert tc.main(args + ["--order", "chain"]) == 0
+    assert json.loads((tmp_path / "zoo" / "time_runs.json").read_text())["points"] == {}
+    assert "Not run yet (3)" in (tmp_path / "ZOO.md").read_text()
+    assert tc.main(args) == 0
+    assert "seed/seed0/0.5s" in json.loads((tmp_path / "zoo" / "time_runs.json").read_text())["points"]
+
+
 def test_bad_arguments_are_refused_in_one_line(tc, tmp_path, capsys):
     for extra, match in ((["--seeds-at", "5m:3"], "5m is not one of --budgets"),
-                         (["--override", "model.g_hidden"], "expected KEY=VALUE")):
+                         (["--override", "model.g_hidden"], "expected KEY=VALUE"),
+                         (["--device", "gpu0"], "--device 'gpu0': ")):
         with pytest.raises(SystemExit):
             tc.main(tiny(tmp_path, "1s", "") + extra)
         assert match in capsys.readouterr().err
@@ -191,8 +236,8 @@ def test_a_key_added_to_gankit_leaves_the_points_valid_while_it_holds_its_defaul
     today = tc.config_keys()
     assert data["config_keys"] == today and "model.d_mbstd" in today
     old_keys = [k for k in today if k != "model.d_mbstd"]
-    ns = SimpleNamespace(dataset="digits", threads=0, overrides={"model.g_hidden": "16", "model.d_hidden": "16",
-                                                                 "train.epochs": "10000"})
+    ns = SimpleNamespace(dataset="digits", device="cpu", threads=0,
+                         overrides={"model.g_hidden": "16", "model.d_hidden": "16", "train.epochs": "10000"})
     now, then = tc.fingerprint(ns, "seed"), tc.fingerprint(ns, "seed", old_keys)
     assert {p["config_sha"] for p in data["points"].values()} == {now} and then != now
     old = {**data, "config_keys": old_keys,

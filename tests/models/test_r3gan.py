@@ -136,3 +136,20 @@ def test_presets_loss_is_the_relativistic_one(preset):
     assert name == "relativistic"
     if name not in list_losses():
         pytest.skip("loss 'relativistic' is not in gankit.losses yet (being added with issue #19)")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_d_under_bf16_autocast_on_the_cpu_follows_float32(preset):
+    """D's antialiased downsample has no bf16 CPU kernel in torch; it runs that filter in float32 under autocast.
+    D's logits and input gradients (what R1 penalises) then follow the float32 ones to bf16's precision."""
+    _, _, D = _nets(preset)
+    x = torch.randn(16, *PRESETS[preset])
+    x32 = x.clone().requires_grad_(True)
+    (g32,) = torch.autograd.grad(D(x32).sum(), x32)
+    xb = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", torch.bfloat16):
+        logits = D(xb)
+    (gb,) = torch.autograd.grad(logits.float().sum(), xb)
+    ref = D(x).detach()
+    assert (logits.float() - ref).abs().max() <= 3e-2 * ref.abs().max() + 1e-3
+    assert (gb - g32).norm() <= 5e-2 * g32.norm()

@@ -119,6 +119,11 @@ class Downsample(nn.Module):
         self.conv = msr_init_(nn.Conv2d(c_in, c_out, 1, bias=False), 1.0) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16):
+            # torch's CPU kernel of the antialiased resize has no half-precision version (a bf16 autocast run
+            # reaches it with bf16 activations): this one filter runs in float32, the rest stays in bf16
+            y = F.interpolate(x.float(), scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
+            return self.conv(y.to(x.dtype))
         return self.conv(F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True))
 
 
