@@ -17,7 +17,9 @@ count, batch, Adam and G_ema), so that only the step differs:
   allowed to compute in bf16 inside (``torch.backends.mkldnn.*.fp32_precision``, torch ≥ 2.9; skipped before);
 - ``bf16, 1 thread``: what the second core buys (the bound on running passes on threads of their own).
 
-Contestants run interleaved over ``--reps`` rounds; the figure is the median 50-step window. ``--profile`` instead
+Contestants run interleaved over ``--reps`` rounds; the figure is the median 50-step window. The section then
+states the ceiling of such rewrites: both steps profiled, the bf16 step's time without its 1-channel layers'
+convolutions and without the copies it makes beyond the fp32 step's, against the careful step's (:func:`bound`). ``--profile`` instead
 prints where the ``bf16`` step's time goes (torch.profiler, 50 steps after 50 of warm-up): the costliest
 convolution calls by shape, and the totals by kind.
 """
@@ -221,18 +223,47 @@ def _windows(cfg, shape, data, labels, shares, steps, out, bf16, one_pass, cl_d,
             t0 = now
 
 
-def profile(cfg, data) -> str:
-    """Where the ``bf16`` step's time goes: per-step milliseconds of the costliest ops by input shape."""
+def _profiled(cfg, data, bf16: bool):
+    """The ops of 50 steps (after 50 of warm-up) of the careful step, in bf16 or fp32, grouped by input shape."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     clustered, shares, _ = relabel(data, cfg.data.clusters, cfg.data.seed, log=lambda *_: None)
     shape, x = tuple(data.images.shape[1:]), data.images.float() / 127.5 - 1
-    windows(cfg, shape, x, clustered.labels, shares, 0, [], bf16=True)  # warm-up of oneDNN's kernels
+    windows(cfg, shape, x, clustered.labels, shares, 0, [], bf16=bf16)  # warm-up of oneDNN's kernels
     with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as p:
-        windows(cfg, shape, x, clustered.labels, shares, 0, [], bf16=True)  # 50 steps
-    ev = p.key_averages(group_by_input_shape=True)
-    total = sum(e.self_cpu_time_total for e in ev) / 50 / 1000
+        windows(cfg, shape, x, clustered.labels, shares, 0, [], bf16=bf16)  # 50 steps
+    return p.key_averages(group_by_input_shape=True)
+
+
+CONV_OPS = {"aten::convolution", "aten::_convolution", "aten::mkldnn_convolution", "aten::convolution_backward",
+            "aten::conv2d", "aten::conv_transpose2d"}
+COPY_OPS = {"aten::copy_", "aten::_to_copy", "aten::to", "aten::empty_strided"}
+
+
+def _ms(events) -> float:
+    """Self time per step (ms) of ``events`` (from 50 profiled steps)."""
+    return sum(e.self_cpu_time_total for e in events) / 50 / 1000
+
+
+def bound(cfg, data) -> dict:
+    """How fast the bf16 step could get if its two cheap-to-name costs were gone: the convolutions of the
+    1-channel layers (D's first, G's last: any 4-D operand with 1 channel) and the copies it makes beyond the fp32
+    step's (autocast's casts). Both steps profiled (op self time, profiler on); ``bound``: the careful fp32 step's
+    time over what the bf16 step would have left."""
+    fp32, bf = _profiled(cfg, data, False), _profiled(cfg, data, True)
+    one_ch = _ms(e for e in bf if e.key in CONV_OPS and any(len(sh) == 4 and sh[1] == 1 for sh in e.input_shapes))
+    extra_copies = max(0.0, _ms(e for e in bf if e.key in COPY_OPS) - _ms(e for e in fp32 if e.key in COPY_OPS))
+    careful, total = _ms(fp32), _ms(bf)
+    return {"careful_ms": careful, "bf16_ms": total, "one_channel_ms": one_ch, "extra_copies_ms": extra_copies,
+            "conv_ms": _ms(e for e in bf if e.key in CONV_OPS),
+            "bf16_ratio": careful / total, "bound": careful / (total - one_ch - extra_copies)}
+
+
+def profile(cfg, data) -> str:
+    """Where the ``bf16`` step's time goes: per-step milliseconds of the costliest ops by input shape."""
+    ev = _profiled(cfg, data, True)
+    total = _ms(ev)
     lines = [f"bf16 step: {total:.1f} ms of op time per step (profiler on)", "",
              "| op | input shapes | ms/step | calls/step |", "|---|---|---|---|"]
     for e in sorted(ev, key=lambda e: -e.self_cpu_time_total)[:15]:
@@ -256,7 +287,7 @@ def measure(cfg, data, reps: int, steps: int) -> dict:
         for name, kw in variants.items():
             windows(cfg, shape, x, labels, shares, steps, res[name], **kw)
     return {"speed": {k: 50 / statistics.median(v) for k, v in res.items()}, "check": worst,
-            "fpmath": fpmath_changes_convs() if has_fpmath() else None}
+            "fpmath": fpmath_changes_convs() if has_fpmath() else None, "bound": bound(cfg, data)}
 
 
 def render(r: dict) -> str:
@@ -272,6 +303,13 @@ def render(r: dict) -> str:
         lines += ["", "oneDNN's bf16 math mode " + ("changes" if r["fpmath"] else "does not change")
                   + " a 32→64 convolution's output on this machine" + ("." if r["fpmath"] else
                                                                          " (the mode is not honoured here).")]
+    b = r["bound"]
+    lines += ["", f"The ceiling of these rewrites (torch.profiler, op self time of 50 steps, profiler on): the careful "
+              f"fp32 step takes {b['careful_ms']:.1f} ms, the bf16 step {b['bf16_ms']:.1f} ms "
+              f"({b['bf16_ratio']:.2f}x), of which {b['conv_ms']:.1f} ms in convolutions, "
+              f"{b['one_channel_ms']:.1f} ms of them in the 1-channel layers (D's first, G's last), and "
+              f"{b['extra_copies_ms']:.1f} ms in copies beyond the fp32 step's (autocast's casts). Were both free, "
+              f"the bf16 step would run at **{b['bound']:.2f}x** the careful one."]
     return "\n".join(lines)
 
 

@@ -87,7 +87,9 @@ class Nets:
     """The callables a step uses for G and D: ``G_train`` for the fakes G's update backpropagates through,
     ``D_train`` for D's update passes (DDP wrappers under torchrun: gradients all-reduced), ``D_fwd`` for the G
     step's pass through bare D (its weight gradients are not needed); the ``*_aux`` variants return ACGAN's class
-    logits too. Each is autocast and/or compiled as ``train.precision``/``train.compile`` say."""
+    logits too. Each is autocast and/or compiled as ``train.precision``/``train.compile`` say, except ``D_pen``
+    (``D_pen_aux``): D_train never compiled, for the gradient penalties' passes, whose second backward pass
+    (create_graph) a compiled backward cannot take."""
 
     G: torch.nn.Module
     D: torch.nn.Module
@@ -96,6 +98,8 @@ class Nets:
     D_fwd: Any
     D_train_aux: Any = None
     D_fwd_aux: Any = None
+    D_pen: Any = None
+    D_pen_aux: Any = None
 
 
 def build_nets(run: Any) -> Nets:
@@ -126,14 +130,17 @@ def build_nets(run: Any) -> Nets:
         accel.channels_last(run.D)
     dtype = accel.PRECISIONS[t.precision]
 
-    def wrap(m):
-        return accel.wrap(m, run.device, dtype, t.compile)
+    def wrap(m, compile_=t.compile):
+        return accel.wrap(m, run.device, dtype, compile_)
     run.scaler_D = accel.grad_scaler(t.precision == "fp16", run.device)
     run.scaler_G = accel.grad_scaler(t.precision == "fp16", run.device)
     for name, sd in getattr(run, "_scaler_state", {}).items():
         getattr(run, name).load_state_dict(sd)
-    return Nets(run.G, run.D, wrap(G_train), wrap(D_train), wrap(run.D),
+    nets = Nets(run.G, run.D, wrap(G_train), wrap(D_train), wrap(run.D),
                 wrap(D_train_aux) if acgan else None, wrap(ForwardWithAux(run.D)) if acgan else None)
+    nets.D_pen = wrap(D_train, False) if t.compile else nets.D_train
+    nets.D_pen_aux = (wrap(D_train_aux, False) if t.compile else nets.D_train_aux) if acgan else None
+    return nets
 
 
 class AutogradStep:
@@ -157,14 +164,15 @@ class AutogradStep:
     def draw(self, k: int) -> Inputs:
         return draw_inputs(self.run, k)
 
-    def _D(self, x: torch.Tensor, y: torch.Tensor | None, update: bool = True
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None, update: bool = True, penalty: bool = False
            ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits, class logits or None) of D on x, labels y where the model is conditional. ``update``: a pass
-        of D's own update (through the DDP wrapper when distributed), else the G step's pass through bare D."""
+        of D's own update (through the DDP wrapper when distributed), else the G step's pass through bare D.
+        ``penalty``: a gradient penalty's pass of D's update, never compiled (it is differentiated twice)."""
         n = self.nets
         if self.cond == "acgan":
-            return n.D_train_aux(x) if update else n.D_fwd_aux(x)
-        D = n.D_train if update else n.D_fwd
+            return (n.D_pen_aux if penalty else n.D_train_aux if update else n.D_fwd_aux)(x)
+        D = n.D_pen if penalty else n.D_train if update else n.D_fwd
         return (D(x, y) if self.cond != "none" else D(x)), None
 
     def _d_input(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -196,13 +204,14 @@ class AutogradStep:
         d_loss = self.d_loss_fn(real_logits, fake_logits, real_target=L.real_target, fake_target=L.fake_target)
         if real_aux is not None:
             d_loss = d_loss + L.aux_weight * (F.cross_entropy(real_aux, y_real) + F.cross_entropy(fake_aux, y_fake))
+        def on_real(x):
+            return self._D(x, y_real, penalty=True)[0]
         if L.gp_weight > 0:  # conditional Ds judge the interpolates under the real labels
-            d_loss = d_loss + L.gp_weight * gradient_penalty(lambda x: self._D(x, y_real)[0], r_in, f_in,
-                                                             generator=run.aux_noise)
+            d_loss = d_loss + L.gp_weight * gradient_penalty(on_real, r_in, f_in, generator=run.aux_noise)
         if L.r1_gamma > 0:
-            d_loss = d_loss + 0.5 * L.r1_gamma * r1_penalty(lambda x: self._D(x, y_real)[0], r_in)
+            d_loss = d_loss + 0.5 * L.r1_gamma * r1_penalty(on_real, r_in)
         if L.r2_gamma > 0:
-            d_loss = d_loss + 0.5 * L.r2_gamma * r2_penalty(lambda x: self._D(x, y_fake)[0], f_in)
+            d_loss = d_loss + 0.5 * L.r2_gamma * r2_penalty(lambda x: self._D(x, y_fake, penalty=True)[0], f_in)
         accel.backward_step(d_loss, run.opt_D, run.scaler_D, step=not self.simultaneous)
         return d_loss, real_logits, fake_logits
 
