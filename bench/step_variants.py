@@ -17,11 +17,15 @@ count, batch, Adam and G_ema), so that only the step differs:
   allowed to compute in bf16 inside (``torch.backends.mkldnn.*.fp32_precision``, torch ≥ 2.9; skipped before);
 - ``bf16, 1 thread``: what the second core buys (the bound on running passes on threads of their own).
 
+``--layers`` times each stride-2 4x4 layer alone (forward and backward, batch 64) as written and rewritten as a
+stride-1 convolution computing the same sums: D's convolutions as space-to-depth (:func:`s2d_conv`), G's transposed
+convolutions by output phase (:func:`phase_conv_transpose`).
+
 Contestants run interleaved over ``--reps`` rounds; the figure is the median 50-step window. The section then
 states the ceiling of such rewrites: both steps profiled, the bf16 step's time without its 1-channel layers'
-convolutions and without the copies it makes beyond the fp32 step's, against the careful step's (:func:`bound`). ``--profile`` instead
-prints where the ``bf16`` step's time goes (torch.profiler, 50 steps after 50 of warm-up): the costliest
-convolution calls by shape, and the totals by kind.
+convolutions and without the copies it makes beyond the fp32 step's, against the careful step's (:func:`bound`).
+``--profile`` instead prints where the ``bf16`` step's time goes (torch.profiler, 50 steps after 50 of warm-up):
+the costliest convolution calls by shape, and the totals by kind.
 """
 from __future__ import annotations
 
@@ -260,6 +264,79 @@ def bound(cfg, data) -> dict:
             "bf16_ratio": careful / total, "bound": careful / (total - one_ch - extra_copies)}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# --layers: the stride-2 4x4 layers of quick-mnist's nets rewritten as stride-1 convolutions (the same sums).
+
+def s2d_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """conv2d(x, w, b, stride 2, padding 1) for a 4x4 ``w`` as space-to-depth: pad 1, pixel-unshuffle by 2 (4x the
+    channels, half the size), then a stride-1 2x2 convolution whose weight takes tap (2a + i, 2b + j) of ``w`` for
+    sub-pixel (i, j) at offset (a, b)."""
+    co, ci = w.shape[:2]
+    w2 = w.reshape(co, ci, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(co, ci * 4, 2, 2)  # o,c,a,i,b,j -> o,c,i,j,a,b
+    return F.conv2d(F.pixel_unshuffle(F.pad(x, (1, 1, 1, 1)), 2), w2, b)
+
+
+def phase_conv_transpose(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """conv_transpose2d(x, w, b, stride 2, padding 1) for a 4x4 ``w`` by output phase: output pixel (2m + r, 2n + s)
+    sums input rows m + r - 1 + u (u = 0, 1) with tap 3 - r - 2u (columns alike), so one stride-1 2x2 convolution
+    of the 1-padded input with 4x the output channels computes all four phases on an (H+1) x (W+1) grid; phase
+    (r, s) is its window [r:r+H, s:s+W], and the phases interleave into the 2H x 2W output."""
+    ci, co = w.shape[:2]
+    n, _, h, wd = x.shape
+    w2 = w.flip(2, 3).reshape(ci, co, 2, 2, 2, 2).permute(1, 3, 5, 0, 2, 4).reshape(co * 4, ci, 2, 2)
+    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), w2).reshape(n, co, 2, 2, h + 1, wd + 1)
+    rows = [torch.stack([y[:, :, r, c, r:r + h, c:c + wd] for c in (0, 1)], -1) for r in (0, 1)]
+    out = torch.stack(rows, 3).reshape(n, co, 2 * h, 2 * wd)  # n, co, h, r, w, s
+    return out if b is None else out + b.view(1, -1, 1, 1)
+
+
+LAYERS = {  # quick-mnist's stride-2 layers at batch 64: (kind, in channels, out channels, input size)
+    "D conv 1→32, 28→14": ("conv", 1, 32, 28), "D conv 32→64, 14→7": ("conv", 32, 64, 14),
+    "G conv-transpose 64→32, 7→14": ("convT", 64, 32, 7), "G conv-transpose 32→1, 14→28": ("convT", 32, 1, 14),
+}
+
+
+def layer_case(kind: str, ci: int, co: int, size: int, batch: int = 64, seed: int = 0):
+    """(x, w, b, reference, rewrite) of one layer; x needs a gradient except for D's first layer (its input is
+    an image)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, ci, size, size, generator=g).requires_grad_(ci > 1)
+    w = (torch.randn((co, ci, 4, 4) if kind == "conv" else (ci, co, 4, 4), generator=g) * 0.1).requires_grad_(True)
+    b = torch.randn(co, generator=g).requires_grad_(True)
+    if kind == "conv":
+        return x, w, b, (lambda x, w, b: F.conv2d(x, w, b, 2, 1)), s2d_conv
+    return x, w, b, (lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1)), phase_conv_transpose
+
+
+def layers(reps: int = 5, n: int = 50) -> str:
+    """Forward + backward milliseconds of each layer, as written and rewritten, in fp32 and under bf16 autocast
+    (best of ``reps`` means of ``n`` calls), and how far the rewrite's fp32 output is from the reference's."""
+    lines = ["| layer | max abs diff, rewrite vs conv (fp32) | fp32 ms: conv / rewrite | bf16 ms: conv / rewrite |",
+             "|---|---|---|---|"]
+    for name, (kind, ci, co, size) in LAYERS.items():
+        x, w, b, ref, alt = layer_case(kind, ci, co, size)
+        with torch.no_grad():
+            diff = (ref(x, w, b) - alt(x, w, b)).abs().max().item()
+        cells = []
+        for bf16 in (False, True):
+            def run(f):
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    y = f(x, w, b)
+                y.float().sum().backward()
+            best = {}
+            for _ in range(reps):
+                for key, f in (("conv", ref), ("rewrite", alt)):
+                    for _ in range(3):
+                        run(f)
+                    t0 = time.perf_counter()
+                    for _ in range(n):
+                        run(f)
+                    best[key] = min(best.get(key, float("inf")), (time.perf_counter() - t0) / n * 1000)
+            cells.append(f"{best['conv']:.3f} / {best['rewrite']:.3f}")
+        lines.append(f"| {name} | {diff:.1e} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def profile(cfg, data) -> str:
     """Where the ``bf16`` step's time goes: per-step milliseconds of the costliest ops by input shape."""
     ev = _profiled(cfg, data, True)
@@ -319,7 +396,12 @@ def main() -> None:
     ap.add_argument("--window-steps", type=int, default=100)
     ap.add_argument("--write", help=f"replace this file's text between {START} and {END}")
     ap.add_argument("--profile", action="store_true", help="print where the bf16 step's time goes, and stop")
+    ap.add_argument("--layers", action="store_true", help="print each stride-2 layer's time as written and as a "
+                                                          "stride-1 rewrite, and stop")
     args = ap.parse_args()
+    if args.layers:
+        print(layers())
+        return
     cfg = gankit.preset("quick-mnist").with_overrides({"data.name": "fashion-mnist"})
     if args.profile:
         print(profile(cfg, fashion()))

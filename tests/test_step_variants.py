@@ -55,3 +55,22 @@ def test_one_pass_check_on_the_preset_d_and_its_sensitivity():
     two = torch.cat([D(real, y_real), D(fake, y_fake)])
     one = D(torch.cat([real, fake]), torch.cat([y_real, y_fake]))
     assert (one - two).abs().max() > 1e-2
+
+
+def test_stride_one_rewrites_compute_the_stride_two_layers_at_the_presets_sizes():
+    """--layers times rewrites of quick-mnist's four stride-2 4x4 layers as stride-1 convolutions; each must be
+    the same function: output, input and weight gradients against torch's conv2d / conv_transpose2d at batch 64."""
+    for kind, ci, co, size in sv.LAYERS.values():
+        x, w, b, ref, alt = sv.layer_case(kind, ci, co, size)
+        g = torch.randn_like(ref(x, w, b))
+        outs, grads = [], []
+        for f in (ref, alt):
+            y = f(x, w, b)
+            inputs = [x, w, b] if x.requires_grad else [w, b]
+            grads.append(torch.autograd.grad(y, inputs, g))
+            outs.append(y.detach())
+        out = size // 2 if kind == "conv" else size * 2
+        assert outs[1].shape == outs[0].shape == (64, co, out, out)
+        torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-4)
+        for a, r in zip(grads[1], grads[0]):
+            torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-3)
