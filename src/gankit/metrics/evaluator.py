@@ -222,7 +222,8 @@ def family_key(data: DataConfig) -> str:
         return "idx-" + hashlib.sha256(folder.encode()).hexdigest()[:12]
     if name not in FAMILIES:
         raise GankitError(f"no evaluator for dataset {data.name!r}; evaluators exist for: "
-                          f"{', '.join(list_families())}, stacked-mnist")
+                          f"{', '.join(list_families())}, stacked-mnist; to score in one of their features, pass "
+                          f"{option('--evaluator-dataset NAME', 'evaluator_dataset=NAME')} (images of its shape)")
     return name
 
 
