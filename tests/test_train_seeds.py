@@ -97,6 +97,30 @@ def test_one_after_another_is_single_runs_in_the_same_folders(tmp_path):
     assert_same_weights(tmp_path / "seq" / "seed1", tmp_path / "single")
 
 
+def test_the_cli_trains_seeds_one_after_another_where_a_batched_run_is_refused(tmp_path, capsys):
+    """gankit train --seeds of a config an ensemble refuses (D dropout) names --one-after-another in its one-line
+    refusal; with it the CLI writes what together=False writes (each member its seed's single run, bit for bit),
+    and --resume of that folder continues one after another, or is refused with the same hint without the flag."""
+    seq = ["train", "--preset", "gan-ring8", "--seeds", "0-1", "--device", "cpu", "--no-progress",
+           "--model.d_dropout", "0.2", *FLAGS]
+    assert cli.main([*seq, "--steps", "4", "--out", str(tmp_path / "batched")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("; --one-after-another trains them one after another") and "\n" not in err
+    assert not (tmp_path / "batched").exists()
+    assert cli.main([*seq, "--steps", "4", "--one-after-another", "--out", str(tmp_path / "cli")]) == 0
+    assert "done: 2 runs (seeds 0, 1), 4 steps each (one after another)" in capsys.readouterr().out
+    gankit.train_seeds(tiny(4, **{"model.d_dropout": 0.2}), "0-1", tmp_path / "api", together=False, log=quiet)
+    for member in ("seed0", "seed1"):
+        assert_same_weights(tmp_path / "cli" / member, tmp_path / "api" / member)
+    assert cli.main(["train", "--resume", str(tmp_path / "cli"), "--steps", "8"]) != 0
+    assert capsys.readouterr().err.strip().endswith("; --one-after-another trains them one after another")
+    assert cli.main(["train", "--resume", str(tmp_path / "cli"), "--steps", "8", "--one-after-another"]) == 0
+    assert [weights(tmp_path / "cli" / m)["step"] for m in ("seed0", "seed1")] == [8, 8]
+    assert cli.main(["train", "--preset", "gan-ring8", "--one-after-another", "--out", str(tmp_path / "x")]) != 0
+    assert capsys.readouterr().err.strip() == ("gankit: error: --one-after-another trains the runs of --seeds; add "
+                                               "--seeds LIST (or --resume a --seeds folder)")
+
+
 @pytest.mark.parametrize("seeds,msg", [
     ("0-x", r"^seeds='0-x': expected seeds like 0-4 or 0,1,2 \(non-negative integers\)$"),
     ("0,0", r"^seeds='0,0': expected distinct non-negative seeds"),

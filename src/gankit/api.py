@@ -151,10 +151,13 @@ def fit_seeds(runs: SeedRuns, *, overwrite: bool = False, together: bool = True,
     begun = [runs.resume and (d / LAST).is_file() for d in runs.run_dirs]
     if not together:
         return _one_after_another(runs, begun, overwrite, log)
+    _check_together(runs.configs)  # a resume's configs too, with the other way in the message
     if not all(begun) and runs.resume:
         d = runs.run_dirs[begun.index(False)]
-        raise GankitError(f"{d} has no checkpoint yet, unlike the other members: continue with "
-                          f"gankit.train_seeds(out='{runs.root}', resume=True, together=False), which starts it")
+        again = option(f"gankit train --resume {runs.root} --one-after-another",
+                       f"gankit.train_seeds(out='{runs.root}', resume=True, together=False)")
+        raise GankitError(f"{d} has no checkpoint yet, unlike the other members: continue with {again}, which "
+                          f"starts it")
     ens = Ensemble(runs.configs, runs.run_dirs, overwrite=overwrite, resume=runs.resume, log=log)
     if ens.device.type == "cpu":
         log(f"note: on a CPU, {option('--seeds', 'together=True')} trains about as fast as the same seeds one after "
@@ -190,8 +193,9 @@ def _one_after_another(runs: SeedRuns, begun: list[bool], overwrite: bool,
         if results[-1].interrupted or results[-1].stopped_by_time:
             break
     if len(results) < len(runs.run_dirs) or results[-1].stopped_by_time:
-        log(f"{runs.root}: stopped in seed {runs.configs[len(results) - 1].train.seed}; continue with "
-            f"gankit.train_seeds(out='{runs.root}', resume=True, together=False)")
+        again = option(f"gankit train --resume {runs.root} --one-after-another",
+                       f"gankit.train_seeds(out='{runs.root}', resume=True, together=False)")
+        log(f"{runs.root}: stopped in seed {runs.configs[len(results) - 1].train.seed}; continue with {again}")
     return results
 
 
@@ -223,4 +227,5 @@ def _check_together(cfgs: list[RunConfig]) -> None:
     try:
         check_members(cfgs)
     except GankitError as e:  # the CLI's message as it was; the API has the other way
-        raise GankitError(option(str(e), f"{e}; together=False trains them one after another")) from None
+        raise GankitError(option(f"{e}; --one-after-another trains them one after another",
+                                 f"{e}; together=False trains them one after another")) from None

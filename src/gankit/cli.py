@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", metavar="LIST",
                    help="train one run per seed (0-4 or 0,1,2; train.seed = data.seed = s) as one batched network "
                         "into OUT/seedS; fastest on a GPU with --train.cuda_graphs true")
+    t.add_argument("--one-after-another", action="store_true",
+                   help="with --seeds (or the resume of a --seeds folder): train the runs one after another, each "
+                        "the single run of its seed, into the same folders: any config, as fast as together on a "
+                        "CPU; --time is then the budget of all of them")
     t.add_argument("--nproc", type=int, metavar="N",
                    help="train with N processes on this machine (torchrun; --batch-size is the global batch)")
 
@@ -255,13 +259,14 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
                       (args.seed is not None, "--seed")):
         if bad:
             raise GankitError(f"{flag} does not combine with --seeds (or the resume of a --seeds folder)")
+    together = not args.one_after_another
     if args.resume:
         if args.out and args.out != args.resume:
             raise GankitError("--resume continues in its own folder; drop --out")
-        runs = api.seed_runs(None, args.seeds, args.resume, resume=True)
+        runs = api.seed_runs(None, args.seeds, args.resume, resume=True, together=together)
         runs = runs._replace(configs=[build_config(args, extra, base=c) for c in runs.configs])
     else:
-        runs = api.seed_runs(build_config(args, extra), args.seeds, args.out)
+        runs = api.seed_runs(build_config(args, extra), args.seeds, args.out, together=together)
     cfgs, root, names = runs.configs, runs.root, [d.name for d in runs.run_dirs]
     check_run(args, extra, cfgs[0])
     if args.dry_run:
@@ -269,13 +274,13 @@ def _train_seeds(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"# {len(cfgs)} runs, seeds {', '.join(str(c.train.seed) for c in cfgs)} (train.seed = data.seed): "
               f"{', '.join(str(root / n) for n in names)}", file=sys.stderr)
         return 0
-    results = api.fit_seeds(runs, overwrite=args.overwrite)
-    if results[0].interrupted:
+    results = api.fit_seeds(runs, overwrite=args.overwrite, together=together)
+    if any(r.interrupted for r in results):
         return 130
-    if results[0].stopped_by_time:  # the stop line said where and how to continue
+    if results[-1].stopped_by_time or len(results) < len(cfgs):  # the stop line said where and how to continue
         return 0
     print(f"done: {len(results)} runs (seeds {', '.join(str(c.train.seed) for c in cfgs)}), {results[0].step} steps "
-          f"each; run folders {root}/{{{','.join(names)}}}")
+          f"each{' (one after another)' if not together else ''}; run folders {root}/{{{','.join(names)}}}")
     return 0
 
 
@@ -288,6 +293,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
     if args.seeds or (args.resume and (Path(args.resume) / ENSEMBLE_FILE).is_file()):
         return _train_seeds(args, extra)
+    if args.one_after_another:
+        raise GankitError("--one-after-another trains the runs of --seeds; add --seeds LIST (or --resume a --seeds "
+                          "folder)")
     if args.resume:
         ckpt = resolve_checkpoint(args.resume)
         saved = RunConfig.from_dict(load_checkpoint(ckpt)["config"])

@@ -175,7 +175,7 @@ _TITLES = {
     "run": "Every run (refused)",
     "fused": "The fused MLP step (falls back to autograd; the manifest's `step` says why)",
     "cuda_graphs": "`train.cuda_graphs` (refused)",
-    "seeds": "`gankit train --seeds` ensembles (refused)",
+    "seeds": "`gankit train --seeds` ensembles (refused; `--one-after-another` trains the seeds in turn, any config)",
     "adaptive_threads": "`train.adaptive_threads` (refused)",
 }
 
