@@ -7,8 +7,8 @@
 # With no STEP: tests speed curves=7. Steps run in the order given:
 #   tests      tests/test_gpu.py: every GPU path (CUDA graphs, mixed precision, channels-last, compile, the GPU
 #              row of the time table); the report goes to OUT/tests.txt.
-#   speed      r3gan-cifar10's step speed on the GPU (bench/gpu_speed.py --presets r3gan-cifar10), in
-#              OUT/gpu_speed.md.
+#   speed      r3gan-cifar10's step speed on the GPU (bench/gpu_speed.py --presets r3gan-cifar10), appended to
+#              docs/BENCHMARKS.md as that script's own GPU section.
 #   curves=M   issue #19's GPU row: scripts/time_curves.py --device cuda (15 s, 60 s and 5 min of training per
 #              preset, three seeds at 60 s), whole runs only (--order chain), none started that cannot finish
 #              within M minutes; docs/zoo/time_runs_cuda.json keeps what is done, so the next session continues.
@@ -52,7 +52,7 @@ for s in "${steps[@]}"; do
     case $s in
         tests) step tests python -m pytest -q -p no:cacheprovider tests/test_gpu.py ;;
         speed) step speed python bench/gpu_speed.py --presets r3gan-cifar10 --seconds 10 --no-fd \
-                   --append "$out/gpu_speed.md" ;;
+                   --append docs/BENCHMARKS.md ;;
         curves=*) step curves python scripts/time_curves.py --device cuda --order chain --max-minutes "${s#*=}" ;;
         toy=*)
             min=${s#*=}
@@ -61,7 +61,7 @@ for s in "${steps[@]}"; do
                 --runs runs/zoo_gpu --out docs/ZOO.md ;;
     esac
 done
-cp -p docs/ZOO.md "$out/docs/" 2>/dev/null
+cp -p docs/ZOO.md docs/BENCHMARKS.md "$out/docs/" 2>/dev/null
 for f in docs/zoo/time_runs_cuda.json docs/zoo/time_curves_cuda.png docs/zoo/time_cuda-*.png docs/zoo/toy_runs.json; do
     [ -f "$f" ] && cp -p "$f" "$out/docs/zoo/"
 done
