@@ -140,11 +140,15 @@ def test_usage_errors_are_one_line_without_the_usage_block(args, msg, refused, t
     (["--nproc", "100000"], r"--nproc 100000 is more processes than this machine has CPU cores \(\d+\) or GPUs"),
     (["--eval-every", "1", "--eval-metrics", "fd99999999999k"], r"metric 'fd99999999999k': 99,999,999,999,000 "
                                                                 r"samples is more than a metric draws"),
+    (["--model.d_norm", "batch", "--batch-size", "1"], r"train\.batch_size 1 \(per process 1, model\.pack 1\) gives "
+                                                       r"D's batch norm one sample per batch; it needs at least 2"),
+    (["--model.g_norm", "batch", "--batch-size", "1"], r"gives G's batch norm one sample per batch"),
 ])
 def test_values_that_failed_after_the_run_folder_now_fail_before_it(args, msg, refused, tmp_path):
     """--seed 2**70 and --train.log_every 2e9 used to end in a traceback after the run folder was written (a rerun
     then said 'already holds files'); --seeds 0-1e11 filled the memory and --nproc 100000 started that many
-    processes."""
+    processes; a batch norm over one sample per batch (pacgan-stacked-mnist at --batch-size 2) stopped at the first
+    step with torch's ValueError, after the run folder was written."""
     refused(["train", "--dataset", "digits", "--steps", "2", "--out", tmp_path / "run", *args], tmp_path, msg)
 
 

@@ -2,11 +2,13 @@
 the preset's precision and memory format matches the plain fp32 step (self-conditioned, as shipped)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from gankit.config import PRESETS, preset_config
 from gankit.data import Dataset
 from gankit.models import build_discriminator, build_generator, has_batch_coupling
+from gankit.training.accel import auto_precision
 from gankit.training.loop import Trainer
 
 SHAPE = (1, 28, 28)
@@ -34,7 +36,8 @@ def test_preset_builds_with_documented_nets():
     half = {"model.g_channels": 32, "model.d_channels": 32, "model.cond": "projection", "model.num_classes": 30}
     assert cfg.model == cgan.with_overrides(half).model and cfg.loss == cgan.loss
     assert (cfg.optim.g_lr, cfg.optim.d_lr, cfg.optim.beta1, cfg.optim.ema_beta) == (1e-3, 1e-3, 0.5, 0.995)
-    assert cfg.train.precision == "bf16" and not cfg.train.compile  # the switches that won (bench/quick_speed.py)
+    # the switches that won (bench/quick_speed.py): bf16 where the CPU has it (auto; fp32 on an AVX2 CPU), no compile
+    assert cfg.train.precision == "auto" and not cfg.train.compile
     z, y = torch.randn(3, cfg.model.z_dim), torch.tensor([0, 4, 9])
     assert G(z, y).shape == (3, *SHAPE) and D(G(z, y), y).shape == (3,)
     # a --time 5m run is cut by the clock, not by its length: the default length outlasts 5 minutes on 2 cores
@@ -55,17 +58,20 @@ def _one_step(cfg, data, tmp_path, name):
     return stats.float(), {k: (v.detach() - before[k]).flatten() for k, v in tr.G.named_parameters()}
 
 
-def test_step_under_preset_switches_matches_fp32(tmp_path):
+@pytest.mark.parametrize("precision", ["auto", "bf16"], ids=["as-shipped", "bf16"])
+def test_step_under_preset_switches_matches_fp32(tmp_path, precision):
+    """The preset as shipped (auto: bf16 where the CPU has it) and in bf16 on any CPU: one step against fp32."""
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, *SHAPE), dtype=torch.uint8, generator=g)
     data = Dataset(name="quick-test", images=images, labels=None, source="random uint8")
-    cfg = preset_config("quick-mnist")
+    cfg = preset_config("quick-mnist").with_overrides({"train.precision": precision})
     plain = cfg.with_overrides({"train.precision": "fp32", "train.channels_last": False, "train.compile": False})
     s_ref, d_ref = _one_step(plain, data, tmp_path, "fp32")
     s, d = _one_step(cfg, data, tmp_path, "preset")
     # [d_loss, g_loss, D(x), D(G(z))]: same init, same z; bf16 keeps 8 mantissa bits (relative rounding 2^-9 per
     # op), a handful of layers deep, so 3 % bounds it; fp32 in another memory format only reorders the sums (1e-4)
-    tol = 3e-2 if cfg.train.precision == "bf16" else 1e-4
+    took = auto_precision("cpu") if precision == "auto" else precision
+    tol = 3e-2 if took == "bf16" else 1e-4
     torch.testing.assert_close(s, s_ref, rtol=tol, atol=tol)
     # G's update, tensor by tensor: the direction of each layer's gradient survives bf16. Skipped: a tensor whose
     # update vanishes in fp32 (the bias of the conv that batch norm follows, zero in exact arithmetic: 1.7e-13; the

@@ -219,7 +219,9 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
     dist_timeout: float = 300.0  # seconds any collective may wait under torchrun before the run fails
     sync_bn: bool = False  # under torchrun on GPUs: SyncBatchNorm (batch statistics over all ranks)
-    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + GradScaler, CUDA only)
+    # fp32 | bf16 (autocast) | fp16 (autocast + GradScaler, CUDA only) | auto: bf16 where the device has bf16 in
+    # hardware (a CUDA GPU from Ampere on, a CPU with avx512_bf16 or AMX), fp32 elsewhere (training/accel.py)
+    precision: str = "fp32"
     channels_last: bool = False  # conv models: channels-last memory format (faster convolutions on GPUs)
     compile: bool = False  # torch.compile G and D (measure first: it slowed the seed MLP on CPU)
     fused_step: bool = True  # plain MLP GANs (the seed): hand-derived gradients instead of autograd (training/fused.py)
@@ -246,8 +248,8 @@ class TrainConfig:
         _check(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(1 <= self.grid_size <= 1024, f"train.grid_size must be in [1, 1024], got {self.grid_size}")
         _check(0 <= self.threads <= 1024, f"train.threads must be in [0, 1024], got {self.threads}")
-        _check(self.precision in ("fp32", "bf16", "fp16"),
-               f"train.precision must be one of fp32, bf16, fp16; got {self.precision!r}")
+        _check(self.precision in ("fp32", "bf16", "fp16", "auto"),
+               f"train.precision must be one of fp32, bf16, fp16, auto; got {self.precision!r}")
         _check(self.dist_timeout > 0, f"train.dist_timeout must be > 0 seconds, got {self.dist_timeout}")
         _check(0 <= self.nonfinite_retries <= 20,
                f"train.nonfinite_retries must be in [0, 20], got {self.nonfinite_retries}")
@@ -327,8 +329,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "dcgan-mnist": ("DCGAN (Radford et al. 2016) on 28x28 digits: BN, Adam 2e-4/0.5, batch 64, 20 epochs",
                     {**_DCGAN, "train.epochs": 20}),
     # quick-mnist (issue #19, best samples per CPU-minute; docs/ZOO.md "Best samples per CPU-minute"): dcgan-mnist's
-    # architecture at half the widths (32: twice the steps per second), Adam 1e-3 instead of 2e-4, bf16 autocast (1.4x
-    # the fp32 step on AVX-512-BF16 cores), G_ema 0.995, and self-conditioning on 30 k-means clusters of the pixels
+    # architecture at half the widths (32: twice the steps per second), Adam 1e-3 instead of 2e-4, bf16 autocast where
+    # the CPU has bf16 instructions (precision auto: 1.2-1.4x the fp32 step with avx512_bf16; on an AVX2 CPU bf16 ran
+    # ~0.1x, so auto takes fp32 there), G_ema 0.995, and self-conditioning on 30 k-means clusters of the pixels
     # (data.clusters: G takes the cluster's one-hot next to z, D reads it by projection; no human label). Trials on
     # Fashion-MNIST at equal steps (pinned evaluator, 5,000 samples; docs/ZOO.md "How quick-mnist was chosen" lists
     # them): at 3,000 steps lr 2e-4 FD 77, 5e-4 52, 1e-3 47, 2e-3 45; a linear lr decay 113 and G_ema 0.999 106 (too
@@ -337,10 +340,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # collapse: recall 0.25), by projection 10.0, 15 8.3, 20 6.7, 30 5.5, 50 6.0. 150,000 steps outlast --time 30m;
     # the lrs are constant, so a cut run trained at full rate.
     "quick-mnist": ("DCGAN at widths 32 for a CPU time budget, self-conditioned on 30 k-means clusters of the pixels "
-                    "(no labels read; projection D): Adam 1e-3 (0.5), bf16 autocast, G_ema 0.995, batch 64, 150,000 "
-                    "steps; use --time 5m",
+                    "(no labels read; projection D): Adam 1e-3 (0.5), bf16 where the device has bf16 units, G_ema "
+                    "0.995, batch 64, 150,000 steps; use --time 5m",
                     {**_DCGAN, "model.g_channels": 32, "model.d_channels": 32, "optim.g_lr": 1e-3, "optim.d_lr": 1e-3,
-                     "optim.ema_beta": 0.995, "train.precision": "bf16", "train.steps": 150_000,
+                     "optim.ema_beta": 0.995, "train.precision": "auto", "train.steps": 150_000,
                      "train.epochs": None, "data.clusters": 30, "model.cond": "projection", "model.num_classes": 30}),
     "wgan-gp-mnist": ("WGAN-GP (Gulrajani et al. 2017): DCGAN nets, layer norm in D, lambda 10, 5 critic steps",
                       {**_DCGAN, "model.d_norm": "layer", "loss.name": "wasserstein", "loss.gp_weight": 10.0,

@@ -34,6 +34,7 @@ class Context:
     """What a rule may need beyond the config: where the run trains, its data and its networks."""
 
     device: str = "cpu"  # "cpu", "cuda", "mps", ...
+    precision: str = ""  # what the run trains in (train.precision, auto resolved); "": resolve it from the config
     distributed: bool = False  # under torchrun
     dataset: str = ""
     images: bool = True  # the data are images (not points of a toy mixture)
@@ -48,6 +49,17 @@ class Rule:
     path: str
     when: Callable  # (cfg, ctx) -> bool: the path cannot honour this run
     why: str  # str.format template over c (the RunConfig) and x (the Context)
+
+
+def _precision(c, x: Context) -> str:
+    """The precision the run trains in: ``train.precision`` with ``auto`` resolved for the context's device."""
+    if x.precision:
+        return x.precision
+    if c.train.precision != "auto":
+        return c.train.precision
+    from .accel import auto_precision
+
+    return auto_precision(x.device)
 
 
 def _penalty(c) -> bool:
@@ -76,6 +88,12 @@ RULES: list[Rule] = [
          "--model.num_classes {x.classes}"),
         (lambda c, x: c.train.batch_size % c.model.pack != 0,
          "train.batch_size {c.train.batch_size} is not a multiple of model.pack {c.model.pack}"),
+        (lambda c, x: c.model.d_norm == "batch" and x.local_batch > 0 and x.local_batch // c.model.pack < 2,
+         "train.batch_size {c.train.batch_size} (per process {x.local_batch}, model.pack {c.model.pack}) gives D's "
+         "batch norm one sample per batch; it needs at least 2: raise --batch-size"),
+        (lambda c, x: c.model.g_norm == "batch" and x.local_batch > 0 and x.local_batch // c.model.g_norm_slots < 2,
+         "train.batch_size {c.train.batch_size} (per process {x.local_batch}, model.g_norm_slots "
+         "{c.model.g_norm_slots}) gives G's batch norm one sample per batch; it needs at least 2: raise --batch-size"),
         (lambda c, x: c.model.d_mbstd > 0 and x.local_batch % c.model.d_mbstd != 0,
          "train.batch_size {c.train.batch_size} (per process {x.local_batch}) is not a multiple of model.d_mbstd "
          "{c.model.d_mbstd}"),
@@ -105,7 +123,8 @@ RULES: list[Rule] = [
         (lambda c, x: c.train.updates != "alternating", "train.updates {c.train.updates}"),
         (lambda c, x: c.model.arch != "mlp", "not an MLP G and D"),
         (lambda c, x: c.loss.name not in ("nonsaturating", "minimax"), "loss {c.loss.name}"),
-        (lambda c, x: c.train.precision != "fp32", "precision {c.train.precision}"),
+        (lambda c, x: c.train.precision not in ("fp32", "auto"), "precision {c.train.precision}"),
+        (lambda c, x: _precision(c, x) != "fp32", "precision auto (bf16 on this {x.device})"),
         (lambda c, x: c.train.compile, "torch.compile"),
         (lambda c, x: x.distributed, "distributed (DDP reduces autograd's gradients)"),
         (lambda c, x: not x.mlp_layers, "layers other than Linear/LeakyReLU (norm, dropout or minibatch std)"),
@@ -132,7 +151,9 @@ RULES: list[Rule] = [
         (lambda c, x: x.distributed, "runs in one process; drop torchrun/--nproc"),
         (lambda c, x: c.model.cond != "none", "needs an unconditional model (model.cond none)"),
         (lambda c, x: c.train.d_steps != 1, "needs train.d_steps 1, got {c.train.d_steps}"),
-        (lambda c, x: c.train.precision != "fp32", "needs train.precision fp32, got {c.train.precision!r}"),
+        (lambda c, x: c.train.precision not in ("fp32", "auto"),
+         "needs train.precision fp32, got {c.train.precision!r}"),
+        (lambda c, x: _precision(c, x) != "fp32", "needs train.precision fp32; auto takes bf16 on this {x.device}"),
         (lambda c, x: c.train.compile, "does not combine with train.compile"),
         (lambda c, x: c.optim.ema_beta > 0, "does not keep G_ema yet; set optim.ema_beta 0"),
         (lambda c, x: c.optim.lr_schedule != "constant", "needs optim.lr_schedule constant"),

@@ -94,6 +94,12 @@ class Run:
         saved_threads = state.get("threads") if state is not None else None
         self.threads = threads.resolve(t.threads, saved_threads if isinstance(saved_threads, int) else None, log)
         torch.set_num_threads(self.threads)  # fixed for the run: CPU results depend on it (threads.py)
+        from . import accel
+
+        saved_precision = state.get("precision") if state is not None else None
+        # train.precision auto: bf16 where the device has bf16 kernels, else fp32 (accel.py); what ran is recorded
+        self.precision = accel.resolve_precision(t.precision, self.device, saved_precision
+                                                 if isinstance(saved_precision, str) else None, log)
         # Everything that can fail on bad input happens before the run folder is touched; a taken run folder
         # fails before the data is loaded (an MNIST download takes a while).
         if self.dist.is_main:
@@ -102,7 +108,8 @@ class Run:
         self._check_batch()
         self.img_shape = self.data.shape
         k = cfg.data.clusters  # self-conditioning (data/clusters.py): k classes, made below once the checks pass
-        ctx = options.Context(device=self.device.type, distributed=self.dist.enabled, dataset=self.data.name,
+        ctx = options.Context(device=self.device.type, precision=self.precision, distributed=self.dist.enabled,
+                              dataset=self.data.name,
                               images=len(self.img_shape) == 3, local_batch=self.local_batch,
                               classes=k or (self.data.num_classes if self.data.labels is not None else None))
         memory.check_training_fits(cfg, self.img_shape, self.device)  # before G and D are allocated
@@ -125,8 +132,6 @@ class Run:
         for path, on in (("adaptive_threads", t.adaptive_threads), ("cuda_graphs", t.cuda_graphs)):
             if on:
                 options.check(path, cfg, self.ctx)
-        from . import accel
-
         o = cfg.optim
         self.opt_G = accel.adam(self.G.parameters(), o.g_lr, o)
         self.opt_D = accel.adam(self.D.parameters(), o.d_lr, o)
@@ -182,6 +187,7 @@ class Run:
         t = self.cfg.train
         write_manifest(self.run_dir, self.cfg.to_json(), {
             "seed": t.seed, "device": str(self.device), "threads": self.threads, "threads_adaptive": t.adaptive_threads,
+            "precision": self.precision,
             "dataset": {"name": self.data.name, "source": self.data.source, "size": len(self.data),
                         "shape": list(self.img_shape)},
             "parameters": {"G": _count(self.G), "D": _count(self.D)}, "steps_per_epoch": self.steps_per_epoch,
@@ -208,7 +214,7 @@ class Run:
             "dataset": self.data.name, "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
             "epoch": self.epoch, "steps_per_epoch": self.steps_per_epoch, "rng": rng, "versions": versions(),
-            "lr_scale": self.lr_scale, "threads": self.threads,
+            "lr_scale": self.lr_scale, "threads": self.threads, "precision": self.precision,
             **({"scaler_D": self.scaler_D.state_dict(), "scaler_G": self.scaler_G.state_dict()}
                if getattr(self, "scaler_D", None) is not None else {}),
             **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),

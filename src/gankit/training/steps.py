@@ -128,12 +128,12 @@ def build_nets(run: Any) -> Nets:
     if t.channels_last and len(run.img_shape) == 3:
         accel.channels_last(run.G)
         accel.channels_last(run.D)
-    dtype = accel.PRECISIONS[t.precision]
+    dtype = accel.PRECISIONS[run.precision]  # train.precision, auto resolved (Run)
 
     def wrap(m, compile_=t.compile):
         return accel.wrap(m, run.device, dtype, compile_)
-    run.scaler_D = accel.grad_scaler(t.precision == "fp16", run.device)
-    run.scaler_G = accel.grad_scaler(t.precision == "fp16", run.device)
+    run.scaler_D = accel.grad_scaler(run.precision == "fp16", run.device)
+    run.scaler_G = accel.grad_scaler(run.precision == "fp16", run.device)
     for name, sd in getattr(run, "_scaler_state", {}).items():
         getattr(run, name).load_state_dict(sd)
     nets = Nets(run.G, run.D, wrap(G_train), wrap(D_train), wrap(run.D),
