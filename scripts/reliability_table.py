@@ -306,6 +306,7 @@ SECTIONS = [
         ("threads beyond the machine", TD + ["--train.threads", "100000"]),
         ("unknown precision", ["train", "--train.precision", "fp8"]),
         ("fp16 on a CPU", TD + ["--train.precision", "fp16", "--device", "cpu"]),
+        ("batch norm over one sample", TD + ["--model.d_norm", "batch", "--batch-size", "1"]),
         ("tf32 on a CPU", TD + ["--train.tf32", "true", "--device", "cpu"]),
         ("CUDA graphs on a CPU", TD + ["--train.cuda_graphs", "true", "--device", "cpu"]),
         ("dist_timeout 0", ["train", "--train.dist_timeout", "0"]),

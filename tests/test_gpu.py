@@ -51,6 +51,20 @@ def test_cuda_graph_step_follows_the_eager_step(tmp_path, preset, over):
     assert torch.allclose(params(graph), params(eager), rtol=1e-3, atol=1e-4)
 
 
+def test_precision_auto_takes_bf16_on_a_gpu_with_bf16_units(tmp_path):
+    """quick-mnist's train.precision auto on CUDA: bf16 on a GPU from Ampere on (compute capability 8+), fp32 before;
+    the run follows the explicit one (GPU kernels may pick other algorithms run to run: float rounding), and its
+    manifest says what it took."""
+    from gankit.training.accel import auto_precision
+
+    want = "bf16" if torch.cuda.get_device_capability()[0] >= 8 else "fp32"
+    assert auto_precision("cuda") == want
+    a = gankit.train(cfg("dcgan-mnist", **{"train.precision": "auto", "train.steps": 20}), tmp_path / "a", log=quiet)
+    b = gankit.train(cfg("dcgan-mnist", **{"train.precision": want, "train.steps": 20}), tmp_path / "b", log=quiet)
+    assert a.history["d_loss"] == pytest.approx(b.history["d_loss"], rel=1e-3, abs=1e-4)
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["precision"] == want
+
+
 def test_cuda_graph_bf16_channels_last_runs_and_stays_close(tmp_path):
     over = {"train.precision": "bf16", "train.channels_last": True}
     eager = gankit.train(cfg("dcgan-mnist", **over), tmp_path / "eager", log=quiet)

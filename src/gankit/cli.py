@@ -226,6 +226,16 @@ def check_run(args: argparse.Namespace, extra: list[str], cfg: RunConfig) -> Non
         resolve_device(cfg.train.device, typed or "train.device", flag=typed or "--device")
 
 
+def _say_auto_precision(cfg: RunConfig) -> None:
+    """--dry-run: what train.precision auto takes on this machine (the run's log and manifest say it too)."""
+    if cfg.train.precision == "auto":
+        from .device import resolve_device
+        from .training.accel import auto_precision
+
+        kind = resolve_device(cfg.train.device, "train.device").type
+        print(f"# train.precision auto: {auto_precision(kind)} on this {kind}", file=sys.stderr)
+
+
 def _train(args: argparse.Namespace, cfg: RunConfig, out: str, **kw: Any):
     """api.train, plus the training callbacks that flags ask for (--tensorboard, --eval-every)."""
     from . import api
@@ -303,6 +313,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         check_run(args, extra, replace(cfg, data=run_data(cfg.data, ckpt)))  # drawn points: the run folder's own
         if args.dry_run:
             print(cfg.to_json())
+            _say_auto_precision(cfg)
             return 0
         # --out: continue from the checkpoint in a new folder (in place when it is the checkpoint's run folder)
         result = _train(args, cfg, args.out or args.resume, resume=args.resume if args.out else True,
@@ -314,6 +325,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         if args.dry_run:
             print(cfg.to_json())
             print(f"# run folder: {out}", file=sys.stderr)
+            _say_auto_precision(cfg)
             return 0
         result = _train(args, cfg, out, overwrite=args.overwrite)
     if result.interrupted:

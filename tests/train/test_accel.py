@@ -191,3 +191,16 @@ def test_compile_trains_presets_with_gradient_penalties_as_eager_does(tmp_path, 
     b = gankit.train(c.with_overrides({**over, "train.compile": True}), tmp_path / "b", dataset=data, log=quiet)
     assert b.history["d_loss"] == pytest.approx(a.history["d_loss"], rel=1e-3, abs=1e-4)
     assert b.history["g_loss"] == pytest.approx(a.history["g_loss"], rel=1e-3, abs=1e-4)
+
+
+def test_dry_run_says_what_auto_takes_on_this_machine(tmp_path, monkeypatch, capsys):
+    """`gankit train --dry-run` of a preset with train.precision auto (quick-mnist) names the precision the run
+    would take here; a fixed precision adds no line."""
+    from gankit import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--preset", "quick-mnist", "--dataset", "digits", "--device", "cpu", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert f"# train.precision auto: {accel.auto_precision('cpu')} on this cpu\n" in err
+    assert cli.main(["train", "--dataset", "digits", "--dry-run"]) == 0
+    assert "train.precision" not in capsys.readouterr().err
