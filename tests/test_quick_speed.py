@@ -30,8 +30,21 @@ def test_the_table_divides_the_rows_own_numbers():
     text = quick_speed.render_by_cpu([_row("AMD EPYC", 2, 15.0, 16.0, 2.0, 16.5),
                                       _row("Intel Xeon", 2, 44.0, 45.0, 54.0, 55.0, "bf16")])
     lines = text.splitlines()
-    assert lines[-2] == "| AMD EPYC | avx2 | 2 | 2.13.0+cpu | 15.0 | 16.0 | 2.0 | 0.12x | fp32 | 1.10x |"
-    assert lines[-1] == "| Intel Xeon | avx2 | 2 | 2.13.0+cpu | 44.0 | 45.0 | 54.0 | 1.20x | bf16 | 1.25x |"
+    assert lines[-2] == "| AMD EPYC | avx2 | 2 | 2.13.0+cpu | 2 × 100 | 15.0 | 16.0 | 2.0 | 0.12x | fp32 | 16.5 | 1.10x |"
+    assert lines[-1] == ("| Intel Xeon | avx2 | 2 | 2.13.0+cpu | 2 × 100 | 44.0 | 45.0 | 54.0 | 1.20x | bf16 | 55.0 "
+                         "| 1.25x |")
+
+
+def test_benchmarks_md_holds_the_table_of_the_json():
+    """The "bf16 by CPU" section is the JSON's rows rendered (`--by-cpu --cached` rewrites it), no number by hand."""
+    import json
+
+    rows = json.loads(quick_speed.CPU_JSON.read_text())
+    doc = (quick_speed.CPU_JSON.parents[1] / "BENCHMARKS.md").read_text()
+    body = doc.split(quick_speed.CPU_START)[1].split(quick_speed.CPU_END)[0]
+    assert body.strip() == quick_speed.render_by_cpu(rows)
+    assert all(r["auto"] in ("fp32", "bf16") and set(r["steps_per_s"]) == {"careful", *quick_speed.BY_CPU}
+               for r in rows)
 
 
 def test_this_cpus_identity_names_the_flags_auto_reads():
