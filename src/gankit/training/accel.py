@@ -68,7 +68,7 @@ def resolve_precision(requested: str, device: torch.device, saved: str | None = 
     """The precision a run trains in: ``requested`` (train.precision), with ``auto`` resolved for ``device``.
     ``saved``: the precision the resumed run trained in, if any. ``log`` gets one line when the choice is worth
     knowing: what auto took and why, a resumed auto run that now trains in another precision, or bf16 asked of a
-    CPU without bf16 kernels."""
+    CPU without bf16 instructions."""
     say = log if log is not None else (lambda *_: None)
     kind = device.type
     if requested != "auto":
