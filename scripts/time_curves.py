@@ -50,6 +50,7 @@ import gankit
 from gankit.config import DataConfig, RunConfig, all_keys, list_presets, preset_config
 from gankit.errors import GankitError
 from gankit.io import atomic_write_text, replace_marked
+from gankit.training import accel
 from gankit.training.budget import format_duration, parse_duration
 
 PRESETS = "seed,seed-plus,dcgan-mnist,wgan-gp-mnist,cgan-mnist,r3gan-mnist,quick-mnist"
@@ -136,12 +137,7 @@ def at_name(budget: float) -> str:
 
 def machine(device: str = "cpu") -> dict:
     """The CPU, its cores, the system and versions; on a CUDA ``device``, the GPU's name too."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                   if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = accel.cpu_info()[0]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     gpu = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
     return {"cpu": cpu, "cores": cores, "gpu": gpu, "system": platform.platform(terse=True),

@@ -13,6 +13,7 @@ CPU trains as asked, with a one-line note (:func:`resolve_precision`).
 from __future__ import annotations
 
 import functools
+import platform
 from pathlib import Path
 
 import torch
@@ -22,14 +23,21 @@ from torch import nn
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _cpu_flags() -> set[str]:
+@functools.lru_cache(maxsize=None)
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """This CPU's model name and instruction-set flags, as Linux's /proc/cpuinfo gives them (first CPU); elsewhere
+    Python's platform name and no flags."""
+    name, flags = "", frozenset()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = frozenset(value.split())
     except OSError:
         pass
-    return set()
+    return name or platform.processor() or platform.machine(), flags
 
 
 @functools.lru_cache(maxsize=None)
@@ -43,11 +51,11 @@ def native_bf16(device_type: str) -> bool:
     if device_type == "cpu":
         if not torch.backends.mkldnn.is_available():
             return False
+        flags = cpu_info()[1]
         try:
             onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):  # a torch without the query: the flags oneDNN's check reads
-            onednn = {"avx512bw", "avx512vl", "avx512dq"} <= _cpu_flags()
-        flags = _cpu_flags()
+            onednn = {"avx512bw", "avx512vl", "avx512dq"} <= flags
         return onednn and (not flags or bool({"avx512_bf16", "amx_bf16"} & flags))
     if device_type == "cuda":
         if not torch.cuda.is_available():
