@@ -52,12 +52,20 @@ def test_train_help_examples_parse(in_tmp, capsys):
 
 
 def test_sample_help_examples_run(in_tmp, capsys):
+    cfg = gankit.preset("seed").with_overrides({"data.name": "digits", "train.steps": 2, "train.progress": False,
+                                               "model.cond": "concat", "model.num_classes": 10})
+    gankit.train(cfg, "runs/cgan", log=lambda *_: None)  # a conditional run for the --label example
     for args in examples(cli.SAMPLE_EXAMPLES):
         assert cli.main(args) == 0, args
     imgs = np.load(in_tmp / "samples.npz")["images"]
     assert imgs.shape == (1000, 8, 8) and imgs.dtype == np.uint8
     assert len(list((in_tmp / "pngs").glob("*.png"))) == 64  # the samples only: the grid is beside the folder
     assert (in_tmp / "pngs_grid.png").is_file()
+    np.testing.assert_array_equal(np.load(in_tmp / "typical.npz")["images"],
+                                  gankit.load("runs/fm").images(64, seed=0, scale=0.7))
+    np.testing.assert_array_equal(np.load(in_tmp / "sevens.npz")["images"],
+                                  gankit.load("runs/cgan").images(64, seed=0, label=7))
+    assert "wrote 64 samples of class 7 to sevens.npz" in capsys.readouterr().out
 
 
 def test_main_help_examples_run(in_tmp, monkeypatch):

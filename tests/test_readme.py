@@ -146,6 +146,8 @@ def test_readme_runs_in_order(tmp_path, monkeypatch, capsys, fashion_dir):
     assert fm.step == 10 * 600  # resumed to 10 epochs of 60,000 images in batches of 100
     assert np.load("samples.npz")["images"].shape == (1000, 28, 28) and Path("samples_grid.png").is_file()
     assert len(list(Path("pngs").glob("*.png"))) == 64 and Path("pngs_grid.png").is_file()
+    np.testing.assert_array_equal(np.load("typical.npz")["images"], fm.images(64, seed=0, scale=0.7))
+    assert Path("walk.gif").read_bytes()[:6] == b"GIF89a"
     assert Path("runs/fm/eval.json").is_file() and Path("runs/fm/report.html").is_file()
     assert Path("runs/ev/metrics.jsonl").is_file()
     assert np.load("ring8-seed3.npz")["points"].shape == (2500, 2)

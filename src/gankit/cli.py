@@ -36,6 +36,10 @@ SAMPLE_EXAMPLES = """\
 examples:
   gankit sample runs/fm --n 1000 --out samples.npz          # uint8 images + samples_grid.png
   gankit sample runs/fm/checkpoints/last.pt --n 64 --out pngs --seed 3   # pngs/0.png ... + pngs_grid.png
+  gankit sample runs/fm --n 64 --scale 0.7 --out typical.npz   # truncated latents: more typical samples
+  gankit sample runs/cgan --n 64 --label 7 --out sevens.npz    # a conditional run (cgan-mnist): class 7 only
+  gankit sample runs/fm --interpolate 3 8 --steps 12 --out walk.gif   # a latent walk, there and back
+  gankit sample runs/fm --interpolate 3 8 --mode lerp --out walk.png  # the same path straight, as one strip
 """
 
 MAIN_EXAMPLES = """\
@@ -104,9 +108,23 @@ def _parser() -> argparse.ArgumentParser:
                        allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
-    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--n", type=int, help="number of samples (default 64)")
     s.add_argument("--out", required=True, help="FILE.npz or a folder for PNGs")
-    s.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    s.add_argument("--seed", type=int, help="latent seed (default 0)")
+    s.add_argument("--label", type=int, metavar="K",
+                   help="draw every sample of class K (a conditional run; a self-conditioned one, data.clusters: "
+                        "cluster K, 0 the largest). Default: the classes in turn, or the clusters by their sizes")
+    s.add_argument("--scale", type=float, default=1.0, metavar="S",
+                   help="latent scale, 0 to 3: truncation towards the mean of z, below 1 more typical and less "
+                        "varied samples (default 1, untruncated); the studio's latent scale")
+    s.add_argument("--interpolate", type=int, nargs=2, metavar=("SEED_A", "SEED_B"),
+                   help="instead of samples: the path from SEED_A's first latent to SEED_B's, written as a .png "
+                        "strip, a .gif loop (there and back) or an .npz of its images; the studio's interpolation")
+    s.add_argument("--steps", type=int, help="--interpolate: images along the path, ends included (default 10)")
+    s.add_argument("--mode", choices=("slerp", "lerp"),
+                   help="--interpolate: along the sphere Gaussian latents lie near (slerp, default) or straight")
+    s.add_argument("--frame-ms", type=int, help="--interpolate to a .gif: milliseconds per frame (default 100)")
+    s.add_argument("--zoom", type=int, help="--interpolate to a .png or .gif: upscale 1 to 16 times (default 1)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
@@ -343,9 +361,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .device import resolve_device
 
     resolve_device(args.device, "--device")  # the error names the option
+    walk = {"--steps": args.steps, "--mode": args.mode, "--frame-ms": args.frame_ms, "--zoom": args.zoom}
+    if args.interpolate is None:
+        given = [k for k, v in walk.items() if v is not None]
+        if given:  # an option that would change nothing is refused, not ignored
+            raise GankitError(f"{given[0]} applies to --interpolate SEED_A SEED_B only")
+    elif args.n is not None or args.seed is not None:
+        raise GankitError(f"--interpolate draws its own path (its ends are the seeds it names, its length "
+                          f"--steps): drop {'--n' if args.n is not None else '--seed'}")
+    what = "".join([f" of class {args.label}" if args.label is not None else "",
+                    f" at latent scale {args.scale:g}" if args.scale != 1.0 else ""])
     g = api.load(args.run, device=args.device)
-    files = g.save(args.n, args.out, seed=args.seed, overwrite=args.overwrite)
-    print(f"wrote {args.n} samples to {args.out} (grid: {files[-1]})")
+    if args.interpolate is not None:
+        a, b = args.interpolate
+        steps = 10 if args.steps is None else args.steps
+        out = g.save_interpolation(args.out, a, b, steps, args.mode or "slerp", args.scale, args.label,
+                                   100 if args.frame_ms is None else args.frame_ms,
+                                   1 if args.zoom is None else args.zoom, args.overwrite)
+        print(f"wrote the interpolation from seed {a} to seed {b} ({steps} steps{what}) to {out}")
+        return 0
+    n = 64 if args.n is None else args.n
+    files = g.save(n, args.out, seed=args.seed or 0, overwrite=args.overwrite, label=args.label, scale=args.scale)
+    print(f"wrote {n} samples{what} to {args.out} (grid: {files[-1]})")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Turning image tensors into grids and PNG files."""
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -31,8 +32,6 @@ def to_numpy_uint8(x: torch.Tensor) -> np.ndarray:
 
 def png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
     """Encode a uint8 (H, W) or (H, W, 3) array as PNG, optionally upscaled by nearest neighbour."""
-    import io
-
     from PIL import Image
 
     im = Image.fromarray(array)
@@ -48,3 +47,21 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = No
     grid = make_grid(images, nrow)
     scale = max(1, 256 // max(grid.shape[0], grid.shape[1], 1))
     return atomic_write_bytes(Path(path), png_bytes(grid, scale=min(scale, 4)))
+
+
+def gif_bytes(images: np.ndarray, zoom: int = 1, frame_ms: int = 100) -> bytes:
+    """uint8 (T, C, H, W) frames -> an animated GIF that plays forward then back, looping forever."""
+    from PIL import Image
+
+    frames = []
+    for im in images:
+        arr = im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0)
+        f = Image.fromarray(np.ascontiguousarray(arr))
+        if zoom > 1:
+            f = f.resize((f.width * zoom, f.height * zoom), Image.Resampling.NEAREST)
+        frames.append(f if f.mode == "L" else f.convert("P", palette=Image.Palette.ADAPTIVE))
+    seq = frames + frames[-2:0:-1]  # ping-pong: A..B..A
+    buf = io.BytesIO()
+    seq[0].save(buf, format="GIF", save_all=True, append_images=seq[1:], duration=frame_ms, loop=0,
+                disposal=1, optimize=False)
+    return buf.getvalue()

@@ -76,6 +76,22 @@ def test_grid_png_equals_gankit_sample(server, runs_root):
         assert png(body).shape[::-1] == render.grid_shape(n, g.img_shape, None, 1)
 
 
+@pytest.mark.parametrize("run,extra", [("a", {"scale": "0.5"}), ("cond", {"label": 4}),
+                                       ("cond", {"label": 0, "scale": "1.5"})])
+def test_grid_png_equals_gankit_sample_with_its_label_and_scale(server, runs_root, tmp_path, monkeypatch, run,
+                                                                 extra):
+    """The page's latent scale and class picker are `gankit sample --scale` and `--label`: the same images."""
+    from gankit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = [a for k, v in extra.items() for a in (f"--{k}", str(v))]
+    assert main(["sample", str(runs_root / run), "--n", "9", "--seed", "6", "--out", "s.npz", *args]) == 0
+    cli_imgs = np.load("s.npz")["images"]
+    status, _, body = server.get("/api/grid.png?" + q(run=run, n=9, seed=6, **extra))
+    assert status == 200
+    np.testing.assert_array_equal(png(body), make_grid(cli_imgs[:, None], pad=render.PAD))
+
+
 def test_grid_options_zoom_nrow_scale(server, runs_root):
     g = gankit.load(runs_root / "a")
     _, _, body = server.get("/api/grid.png?" + q(run="a", n=6, seed=2, nrow=3, zoom=3))
@@ -120,6 +136,30 @@ def test_interpolation_strip_ends_at_the_two_seeds(server, runs_root):
         assert np.abs(first - a).max() <= 1 and np.abs(last - b).max() <= 1  # float rounding at the ends
 
 
+@pytest.mark.parametrize("run,extra", [("grp/b", {"mode": "lerp", "zoom": 3}), ("cond", {"label": 2, "scale": "0.8"}),
+                                       ("cond", {})])
+def test_interpolation_equals_gankit_sample_interpolate(server, runs_root, tmp_path, monkeypatch, run, extra):
+    """The page's interpolation strip and loop are `gankit sample --interpolate`'s .png and .gif, pixel for pixel
+    (a conditional run's walk in class 0 unless a class is picked, on both)."""
+    from gankit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = [a for k, v in extra.items() for a in (f"--{k}", str(v))]
+    for suffix, endpoint in ((".png", "interp.png"), (".gif", "interp.gif")):
+        out = f"walk{suffix}"
+        assert main(["sample", str(runs_root / run), "--interpolate", "4", "11", "--steps", "6", "--out", out,
+                     *args]) == 0
+        status, _, body = server.get(f"/api/{endpoint}?" + q(run=run, seed_a=4, seed_b=11, steps=6, **extra))
+        assert status == 200
+        web, mine = Image.open(io.BytesIO(body)), Image.open(out)
+        assert (web.format, web.size, getattr(web, "n_frames", 1)) == (mine.format, mine.size,
+                                                                      getattr(mine, "n_frames", 1))
+        for k in range(getattr(web, "n_frames", 1)):
+            web.seek(k)
+            mine.seek(k)
+            np.testing.assert_array_equal(np.asarray(web.convert("L")), np.asarray(mine.convert("L")))
+
+
 def test_interpolation_gif_plays_there_and_back(server):
     status, headers, body = server.get("/api/interp.gif?" + q(run="a", steps=5, zoom=2, frame_ms=50))
     assert status == 200 and headers["content-type"] == "image/gif"
@@ -136,7 +176,9 @@ def test_interpolation_gif_plays_there_and_back(server):
 def test_slerp_stays_on_the_arc():
     a, b = torch.randn(1, 32, dtype=torch.float64), torch.randn(1, 32, dtype=torch.float64)
     b = b / b.norm() * a.norm()
-    path = render.slerp(a, b, torch.linspace(0, 1, 9)).double()
+    from gankit.generator import slerp
+
+    path = slerp(a, b, torch.linspace(0, 1, 9)).double()
     torch.testing.assert_close(path.norm(dim=1), a.norm().expand(9), rtol=1e-5, atol=1e-5)
     cos = torch.nn.functional.cosine_similarity(path[:-1], path[1:])
     torch.testing.assert_close(cos, cos[:1].expand(8), rtol=1e-5, atol=1e-5)  # equal angular steps

@@ -37,6 +37,8 @@ from starlette.routing import Route
 
 from .. import i18n
 from ..errors import GankitError
+from ..generator import interpolation_latents
+from ..images import gif_bytes
 from . import render
 from .evals import charts
 from .params import MAX_PIXELS, SPECS, ParamError, parse
@@ -137,7 +139,7 @@ class Studio:
             self._check_pixels(size, size)
             z = render.latents(gen.z_dim, p["n"], p["seed"], p["scale"])
             labels = render.labels_for(p["n"], p["seed"], k, p["label"], gen.label_shares)
-            x = gen.sample(p["n"], None, z=z) if labels is None else gen.sample(p["n"], None, z=z, labels=labels)
+            x = gen.sample(p["n"], None, z=z, labels=labels)
             body = render.points_png(x.numpy(), p["zoom"])
             self.cache.put(key, body)
             return body, etag, False
@@ -157,14 +159,14 @@ class Studio:
                 self._check_pixels(*render.grid_shape(steps, gen.img_shape, steps, p["zoom"]))
             else:
                 self._check_pixels(w * p["zoom"], h * p["zoom"] * steps)
-            z = render.interpolation_latents(gen.z_dim, p["seed_a"], p["seed_b"], steps, p["scale"], p["mode"])
+            z = interpolation_latents(gen.z_dim, p["seed_a"], p["seed_b"], steps, p["scale"], p["mode"])
             label = p["label"] if p["label"] is not None else (0 if k else None)
             labels = render.labels_for(steps, p["seed_a"], k, label, gen.label_shares)
             imgs = render.generate(gen, z, labels)
             if endpoint == "interp":
                 body = render.grid_png(imgs, steps, p["zoom"])
             else:
-                body = render.gif_bytes(imgs, p["zoom"], p["frame_ms"])
+                body = gif_bytes(imgs, p["zoom"], p["frame_ms"])
         self.cache.put(key, body)
         return body, etag, False
 

@@ -1,4 +1,6 @@
-"""Pictures of a generator: sample grids and latent interpolations, as PNG or GIF bytes.
+"""Pictures of a generator for the studio: sample grids and scatter plots as PNG bytes (an interpolation's latent
+path is :func:`gankit.generator.interpolation_latents`, shared with ``gankit sample --interpolate``, and its loop
+:func:`gankit.images.gif_bytes`).
 
 Latents are ``scale * z`` with ``z ~ N(0, I)`` drawn by :func:`gankit.generator.latents`, the same draw as
 :meth:`gankit.LoadedGenerator.sample`, so ``scale=1`` reproduces ``gankit sample --seed``. Scaling the
@@ -6,8 +8,6 @@ latent towards its mean 0 is the truncation trick in z space (Brock et al. 2019,
 2019 apply it in w): smaller scale, more typical but less varied samples.
 """
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ def labels_for(n: int, seed: int, num_classes: int, label: int | None,
 
 def generate(gen, z: torch.Tensor, labels: torch.Tensor | None) -> np.ndarray:
     """uint8 (n, C, H, W) images of the latents ``z`` (and int64 class ``labels`` (n,) for a conditional G)."""
-    x = gen.sample(len(z), None, z=z) if labels is None else gen.sample(len(z), None, z=z, labels=labels)
+    x = gen.sample(len(z), None, z=z, labels=labels)
     return to_numpy_uint8(x)
 
 
@@ -83,47 +83,3 @@ def grid_shape(n: int, img_shape: tuple[int, int, int], nrow: int | None, zoom: 
 def grid_png(images: np.ndarray, nrow: int | None = None, zoom: int = 1) -> bytes:
     """uint8 (n, C, H, W) -> PNG bytes of one grid, ``nrow`` images per row, upscaled ``zoom`` times."""
     return png_bytes(make_grid(images, nrow, pad=PAD), scale=zoom)
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between rows ``a`` and ``b`` (1, D) at ``t`` (T,) -> (T, D).
-
-    Gaussian latents concentrate near a sphere; a straight line between two of them passes through
-    atypically short vectors, the arc does not (White 2016, "Sampling generative networks", Sec. 2.3).
-    """
-    a64, b64, t64 = a.double(), b.double(), t.double()[:, None]
-    cos = (a64 * b64).sum() / (a64.norm() * b64.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    if omega.abs() < 1e-6:  # (anti)parallel or equal: the arc is the line
-        return ((1 - t64) * a64 + t64 * b64).float()
-    so = torch.sin(omega)
-    return (torch.sin((1 - t64) * omega) / so * a64 + torch.sin(t64 * omega) / so * b64).float()
-
-
-def interpolation_latents(z_dim: int, seed_a: int, seed_b: int, steps: int, scale: float = 1.0,
-                          mode: str = "slerp") -> torch.Tensor:
-    """(steps, z_dim) latents from seed_a's first latent to seed_b's, both ends included."""
-    a = latents(z_dim, 1, seed_a, scale)
-    b = latents(z_dim, 1, seed_b, scale)
-    t = torch.linspace(0.0, 1.0, steps)
-    if mode == "lerp":
-        return (1 - t)[:, None] * a + t[:, None] * b
-    return slerp(a, b, t)
-
-
-def gif_bytes(images: np.ndarray, zoom: int = 1, frame_ms: int = 100) -> bytes:
-    """uint8 (T, C, H, W) frames -> an animated GIF that plays forward then back, looping forever."""
-    from PIL import Image
-
-    frames = []
-    for im in images:
-        arr = im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0)
-        f = Image.fromarray(np.ascontiguousarray(arr))
-        if zoom > 1:
-            f = f.resize((f.width * zoom, f.height * zoom), Image.Resampling.NEAREST)
-        frames.append(f if f.mode == "L" else f.convert("P", palette=Image.Palette.ADAPTIVE))
-    seq = frames + frames[-2:0:-1]  # ping-pong: A..B..A
-    buf = io.BytesIO()
-    seq[0].save(buf, format="GIF", save_all=True, append_images=seq[1:], duration=frame_ms, loop=0,
-                disposal=1, optimize=False)
-    return buf.getvalue()
