@@ -537,6 +537,7 @@ SECTIONS = [
         ("eval of 1e14 samples", ["eval", "run", "--metrics", "fd99999999999k"]),
         ("eval --n 1e11", ["eval", "run", "--metrics", "fd", "--n", "100000000000"]),
         ("eval --n 0", ["eval", "run", "--metrics", "fd", "--n", "0"]),
+        ("eval --n that no metric reads", ["eval", "run", "--metrics", "fd300", "--n", "200"]),
         ("eval --batch-size 0", ["eval", "run", "--metrics", "fd1k", "--batch-size", "0"]),
         ("eval k of 0", ["eval", "run", "--metrics", "pr1k_k0"]),
         ("eval k beyond the samples", ["eval", "run", "--metrics", "pr1k_k99999999"]),

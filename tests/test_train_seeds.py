@@ -63,7 +63,7 @@ def test_the_api_writes_the_folder_gankit_train_seeds_writes(tmp_path, capsys):
         assert_same_weights(by_api / member, by_cli / member)
     # and what reads a --seeds folder reads the API's: seed_members, gankit eval (every member, then the mean)
     assert seed_members(by_api) == [by_api / "seed0", by_api / "seed1"]
-    assert cli.main(["eval", str(by_api), "--n", "500", "--json", str(tmp_path / "eval.json")]) == 0
+    assert cli.main(["eval", str(by_api), "--json", str(tmp_path / "eval.json")]) == 0
     report = json.loads((tmp_path / "eval.json").read_text())
     assert list(report["members"]) == ["seed0", "seed1"] and report["summary"]["modes2d"]["modes"]["n"] == 2
 

@@ -82,7 +82,7 @@ def test_a_fresh_cache_scores_with_the_pinned_evaluator_without_training(tmp_pat
         raise AssertionError("a pinned family must not train an evaluator")
 
     monkeypatch.setattr(evaluator_module, "train_classifier", no_training)
-    assert main(["eval", str(tmp_path / "run"), "--metrics", "fd300", "--n", "300", "--no-floor",
+    assert main(["eval", str(tmp_path / "run"), "--metrics", "fd300", "--no-floor",
                  "--json", str(tmp_path / "eval.json")]) == 0
     out = capsys.readouterr().out
     assert f"evaluator: digits (pinned) sha256:{pinned_card('digits')['sha256'][:16]}" in out

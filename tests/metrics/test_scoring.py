@@ -56,6 +56,29 @@ def test_bad_names_fail_before_anything_loads(tmp_path):
         score_run(tmp_path / "nothing", "fd")
 
 
+def test_an_n_that_no_metric_reads_is_refused_not_ignored(digits_run, tmp_path, capsys):
+    """`--n` sizes the metrics named without a size. Where every name carries its own (or is a fixed protocol,
+    as a toy mixture's default modes2d), an --n used to change nothing without a word."""
+    from gankit.cli import main
+
+    assert main(["eval", str(digits_run), "--metrics", "fd300,pr300_k3", "--n", "200", "--no-floor"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("gankit: error: --n 200 sets the samples of metrics named without a size, and none here is "
+                   "(fd300, pr300_k3): drop it, or put the size in the name (fd5k, pr5k_k3)")
+    # one name without a size takes it: scored at 200, the sized one at its own 300
+    out = tmp_path / "e.json"
+    assert main(["eval", str(digits_run), "--metrics", "fd300,kid", "--n", "200", "--no-floor", "--json",
+                 str(out)]) == 0
+    report = json.loads(out.read_text())["metrics"]
+    assert (report["fd300"]["n_fake"], report["kid200"]["n_fake"]) == (300, 200)
+    with pytest.raises(GankitError, match=r"^n=200 sets the samples of metrics named without a size, and none "
+                                          r"here is \(modes2d\)"):
+        Scorer(n=200).side(DataConfig(name="ring8"))  # the toy mixtures' default: a fixed protocol of 2,500
+    with pytest.raises(GankitError, match=r"^n=50 sets"):
+        Scorer("stacked", n=50)
+    assert Scorer("fd300").n == 10_000 and Scorer("fd300", default_n=5000).n == 5000  # a default is never refused
+
+
 def test_eval_of_a_seeds_folder_reads_its_members_with_checkpoint_seed_members(digits_run, tmp_path, capsys):
     from gankit.cli import main
 

@@ -59,7 +59,7 @@ def training_callback(metrics: str | list[str] = "fd5k", every: int = 1, *, batc
         if epoch % every:
             return
         if "scorer" not in cache:  # the trainer's device and log are known from here on
-            cache["scorer"] = Scorer(metrics, n=DEFAULT_N, seed=seed, device=trainer.device, floor=floor,
+            cache["scorer"] = Scorer(metrics, default_n=DEFAULT_N, seed=seed, device=trainer.device, floor=floor,
                                      batch_size=batch_size, evaluator_dataset=evaluator_dataset, log=trainer.log)
         scorer = cache["scorer"]
         data = scorer.resolve_data(trainer.cfg.data)

@@ -16,7 +16,7 @@ EXAMPLES = """\
 examples:
   gankit eval runs/fm                                    # fd, kid, is, pr_k3, dc_k5, classes on 10,000 samples
   gankit eval runs/fm --metrics fd10k,pr10k_k3 --json runs/fm/eval.json
-  gankit eval runs/fm/checkpoints/epoch_0010.pt --metrics fd5k --n 5000 --no-floor
+  gankit eval runs/fm/checkpoints/epoch_0010.pt --metrics fd,kid --n 5000 --no-floor
   gankit eval runs/ring --metrics modes2d                # 2-D mixtures protocol (2,500 samples)
   gankit eval runs/ring8                                 # a --seeds folder: each seed, then mean ± std. error
   gankit eval runs/stacked --metrics stacked             # Stacked MNIST: modes out of 1,000 (26,000 samples)
@@ -37,7 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--metrics", help="comma-separated metric names (default: by dataset; see below)")
-    p.add_argument("--n", type=int, default=10_000, help="samples for metrics named without a size (default 10000)")
+    p.add_argument("--n", type=int, help="samples for metrics named without a size (default 10000); refused where "
+                                         "every metric names its own")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--batch-size", type=int, default=500, help="samples generated and embedded at once")
     p.add_argument("--seed", type=seed_arg, default=0, help="latent seed (default 0)")
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from .scoring import Scorer
 
     resolve_device(args.device, "--device")  # before any loading: the message names the option typed
-    if args.n < 2:
+    if args.n is not None and args.n < 2:
         raise GankitError(f"--n must be at least 2, got {args.n}")
     if args.batch_size < 1:
         raise GankitError(f"--batch-size must be positive, got {args.batch_size}")

@@ -86,6 +86,16 @@ def parse_metric(name: str, default_n: int = 10_000) -> MetricSpec:
     return MetricSpec(canonical_name(kind, n, k), kind, n, k)
 
 
+def takes_default_n(name: str) -> bool:
+    """Whether a metric name leaves its sample count to the default (``'fd'``, ``'pr_k3'``; not ``'fd5k'`` nor a
+    fixed protocol such as ``'modes2d'``). ``name`` must parse (:func:`parse_metric`)."""
+    name = name.strip()
+    if name in METRICS and METRICS[name].n is not None:
+        return False
+    m = _NAME.match(name)
+    return m is not None and not m["n"]
+
+
 def canonical_name(kind: str, n: int, k: int = 0) -> str:
     """The name that states the whole protocol: ('pr', 10000, 3) -> 'pr10k_k3'."""
     size = f"{n // 1000}k" if n % 1000 == 0 else str(n)

@@ -27,8 +27,8 @@ import torch
 from ..config import DataConfig
 from ..data import run_data
 from ..data.toy import DRAWN
-from ..errors import GankitError
-from .evaluate import MetricSpec, Reference, evaluate, generator_sampler, parse_metrics
+from ..errors import GankitError, option
+from .evaluate import MetricSpec, Reference, evaluate, generator_sampler, parse_metrics, takes_default_n
 from .evaluator import STACKED, load_evaluator, real_splits
 from .mixtures import MIXTURES
 from .points import PointEvaluator, check_point_metrics, point_mixture, point_splits
@@ -82,21 +82,32 @@ class Scorer:
     """Scores generators on ``metrics`` against a real side built once per dataset.
 
     ``metrics``: names (``'fd10k,pr10k_k3'``); None: :func:`default_metrics` of the dataset. ``n``: samples of a
-    name without a size. ``evaluator``: ``'auto'``, ``'pinned'``, ``'cache'`` or a folder (see
+    name without a size (``default_n`` when None); an ``n`` no metric would read (every name states its own size,
+    or is a fixed protocol) is refused rather than ignored. ``evaluator``: ``'auto'``, ``'pinned'``, ``'cache'`` or a folder (see
     :func:`gankit.metrics.load_evaluator`). ``seed``: the latent seed (and the floor subset's). ``floor``: also
     score the real-vs-real floor. ``data``: the dataset to score against (default: each run's own);
     ``data_dir``/``evaluator_dataset``: replace its folder/name. ``log``: progress (default: stderr)."""
 
-    def __init__(self, metrics: str | list[str] | None = None, *, n: int = 10_000, evaluator: str = "auto",
+    def __init__(self, metrics: str | list[str] | None = None, *, n: int | None = None, evaluator: str = "auto",
                  seed: int = 0, device: str | torch.device = "cpu", floor: bool = True, batch_size: int = 500,
                  data: DataConfig | None = None, data_dir: str | None = None, evaluator_dataset: str | None = None,
-                 log: Callable[[str], None] = _stderr):
-        self.metrics, self.n, self.evaluator_source, self.seed = metrics, n, evaluator, seed
+                 log: Callable[[str], None] = _stderr, default_n: int = 10_000):
+        self.metrics, self.evaluator_source, self.seed = metrics, evaluator, seed
+        self.n, self._n_given = (default_n, False) if n is None else (n, True)
         self.device, self.floor, self.batch_size, self.log = device, floor, batch_size, log
         self.data, self.data_dir, self.evaluator_dataset = data, data_dir, evaluator_dataset
         if metrics is not None:
-            parse_metrics(metrics, n)  # a bad name fails here, before anything loads
+            self._parse(metrics)  # a bad name (or an unread n) fails here, before anything loads
         self._sides: dict[DataConfig, RealSide] = {}
+
+    def _parse(self, metrics: str | list[str]) -> list[MetricSpec]:
+        specs = parse_metrics(metrics, self.n)
+        names = [s.strip() for s in (metrics.split(",") if isinstance(metrics, str) else metrics) if s.strip()]
+        if self._n_given and not any(takes_default_n(s) for s in names):
+            raise GankitError(f"{option(f'--n {self.n}', f'n={self.n}')} sets the samples of metrics named without "
+                              f"a size, and none here is ({', '.join(names)}): drop it, or put the size in the "
+                              f"name (fd5k, pr5k_k3)")
+        return specs
 
     def resolve_data(self, run_data: DataConfig | None = None, img_shape: tuple | None = None) -> DataConfig:
         """The dataset a run is scored against: ``data`` or the run's, with ``data_dir``/``evaluator_dataset``;
@@ -116,7 +127,7 @@ class Scorer:
         """The real side for ``data``: built on the first call, then reused."""
         if data in self._sides:
             return self._sides[data]
-        specs = parse_metrics(self.metrics or default_metrics(data.name), self.n)
+        specs = self._parse(self.metrics or default_metrics(data.name))
         mixture = point_mixture(data)  # points: scored in the plane against their own mixture
         if mixture is not None:
             check_point_metrics([s.kind for s in specs], data)
