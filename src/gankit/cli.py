@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard (TensorBoard format)")
     t.add_argument("--eval-every", type=int, default=0, metavar="K",
                    help="every K epochs, score G and append to RUN_DIR/metrics.jsonl (see 'gankit eval')")
-    t.add_argument("--eval-metrics", default="fd5k", help="metrics for --eval-every (default fd5k)")
+    t.add_argument("--eval-metrics", help="metrics for --eval-every (default fd5k)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument("--seeds", metavar="LIST",
                    help="train one run per seed (0-4 or 0,1,2; train.seed = data.seed = s) as one batched network "
@@ -265,7 +265,7 @@ def _train(args: argparse.Namespace, cfg: RunConfig, out: str, **kw: Any):
     callbacks = []
     if args.eval_every:
         from .metrics import training_callback
-        callbacks.append(training_callback(args.eval_metrics, args.eval_every))  # bad names fail here, early
+        callbacks.append(training_callback(args.eval_metrics or "fd5k", args.eval_every))  # bad names fail here
     if args.tensorboard:
         from .serve.tensorboard import TensorBoardLogger
 
@@ -319,6 +319,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from .checkpoint import load_checkpoint, resolve_checkpoint
     from .data import run_data
 
+    if args.eval_metrics is not None and not args.eval_every:  # it would score nothing: refused, not ignored
+        raise GankitError("--eval-metrics names what --eval-every K scores every K epochs; add --eval-every K")
     if args.seeds or (args.resume and (Path(args.resume) / ENSEMBLE_FILE).is_file()):
         return _train_seeds(args, extra)
     if args.one_after_another:

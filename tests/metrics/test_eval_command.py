@@ -59,6 +59,17 @@ def test_evaluator_command_train_show_list(isolated_data_env, digits_evaluator, 
     assert "test accuracy" in out and "pinned check" in out  # whether it reproduces the pinned checksum
     assert main(["evaluator", "train", "--dataset", "digits", "--evaluator", "cache"]) == 2
     assert "does not take it" in capsys.readouterr().err
+    # every option an action would not read is refused in one line, not ignored
+    for args, msg in ((["list", "--epochs", "3"], "--epochs applies to 'gankit evaluator train' only; 'gankit "
+                                                  "evaluator list' does not take it"),
+                      (["show", "--dataset", "digits", "--force"], "--force applies to 'gankit evaluator train' only"),
+                      (["show", "--dataset", "digits", "--seed", "0"], "--seed applies to 'gankit evaluator train'"),
+                      (["train", "--dataset", "digits", "--json"], "--json applies to 'gankit evaluator show' only"),
+                      (["list", "--dataset", "digits"], "--dataset applies to 'gankit evaluator train' and 'gankit "
+                                                        "evaluator show' only")):
+        assert main(["evaluator", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"gankit: error: {msg}" or (err.startswith(f"gankit: error: {msg}") and "\n" not in err)
     assert main(["evaluator", "show"]) == 2
     assert "needs --dataset" in capsys.readouterr().err
 
@@ -75,6 +86,13 @@ def test_train_eval_every_appends_to_metrics_jsonl(tmp_path, digits_evaluator, c
     assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "r2"), "--eval-every", "1",
                  "--eval-metrics", "nope"]) == 2
     assert "unknown metric 'nope" in capsys.readouterr().err
+    # metrics with nothing to score them would be ignored: refused in one line, before any folder is made
+    for extra in ([], ["--dry-run"], ["--seeds", "0-1"]):
+        assert main(["train", "--dataset", "digits", "--steps", "2", "--out", str(tmp_path / "r3"), "--eval-metrics",
+                     "fd300", *extra]) == 2
+        assert capsys.readouterr().err.strip() == ("gankit: error: --eval-metrics names what --eval-every K scores "
+                                                   "every K epochs; add --eval-every K")
+        assert not (tmp_path / "r3").exists()
 
 
 def test_resuming_from_an_earlier_checkpoint_drops_the_later_evaluations(tmp_path, digits_evaluator):

@@ -53,6 +53,10 @@ def test_bad_arguments(tmp_path):
         command.run(parser.parse_args(["theory", "--sections", "1,7", "--out", str(tmp_path / "a")]))
     with pytest.raises(GankitError, match="--pack must be between 2 and 4"):
         command.run(parser.parse_args(["theory", "--pack", "9", "--out", str(tmp_path / "a")]))
+    # --pack only reaches section 5: with it left out, the option would change nothing
+    with pytest.raises(GankitError, match=r"^--pack sets PacGAN's m in section 5, which --sections 1,2 leaves out$"):
+        command.run(parser.parse_args(["theory", "--pack", "3", "--sections", "1,2", "--out", str(tmp_path / "a")]))
+    assert not (tmp_path / "a").exists()
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "report.md").write_text("old")
     with pytest.raises(GankitError, match="pass --overwrite"):

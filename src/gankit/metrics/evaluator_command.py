@@ -24,17 +24,23 @@ kernels (training always runs on one thread: the thread count changes the weight
 """
 
 
+# What each action reads; any other option given is refused in one line.
+ACTION_OPTIONS = {"train": ("--dataset", "--data-dir", "--epochs", "--seed", "--force"),
+                  "show": ("--dataset", "--data-dir", "--evaluator", "--json"),
+                  "list": ()}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="show, list or train the domain classifiers used by 'gankit eval'",
                               allow_abbrev=False,
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=("train", "show", "list"))
-    p.add_argument("--dataset", help="mnist, fashion-mnist, digits, cifar10, idx, stacked-mnist")
-    p.add_argument("--data-dir", help="folder with the dataset files")
-    p.add_argument("--epochs", type=int, help="training epochs (default: per family)")
-    p.add_argument("--seed", type=seed_arg, default=0, help="training seed (default 0)")
-    p.add_argument("--force", action="store_true", help="retrain even when a cached classifier exists")
-    p.add_argument("--evaluator", default="auto", metavar="auto|pinned|cache|DIR",
+    p.add_argument("--dataset", help="train, show: mnist, fashion-mnist, digits, cifar10, idx, stacked-mnist")
+    p.add_argument("--data-dir", help="train, show: folder with the dataset files")
+    p.add_argument("--epochs", type=int, help="train: epochs (default: per family)")
+    p.add_argument("--seed", type=seed_arg, help="train: the seed (default 0)")
+    p.add_argument("--force", action="store_true", help="train: retrain even when a cached classifier exists")
+    p.add_argument("--evaluator", metavar="auto|pinned|cache|DIR",
                    help="show: which one (default auto: pinned where gankit ships one, else the cache)")
     p.add_argument("--json", action="store_true", help="show: print the card as JSON")
     return p
@@ -47,9 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from .evaluator import (PINNED, channel_family, compare_with_pinned, describe, load_evaluator, pinned_card,
                             read_card, train_evaluator)
 
-    if args.evaluator != "auto" and args.action != "show":
-        raise GankitError(f"--evaluator picks which evaluator 'show' shows; 'gankit evaluator {args.action}' "
-                          f"does not take it")
+    given = {"--dataset": args.dataset is not None, "--data-dir": args.data_dir is not None,
+             "--epochs": args.epochs is not None, "--seed": args.seed is not None, "--force": args.force,
+             "--evaluator": args.evaluator is not None, "--json": args.json}
+    for opt, on in given.items():
+        takers = [a for a, opts in ACTION_OPTIONS.items() if opt in opts]
+        if on and args.action not in takers:  # an option the action would not read is refused, not ignored
+            raise GankitError(f"{opt} applies to {' and '.join(repr('gankit evaluator ' + t) for t in takers)} "
+                              f"only; 'gankit evaluator {args.action}' does not take it")
     if args.action == "list":
         for key in PINNED:
             c = pinned_card(key)
@@ -71,12 +82,12 @@ def run(args: argparse.Namespace) -> int:
         raise GankitError(f"--epochs must be positive, got {args.epochs}")
     data = channel_family(DataConfig(name=args.dataset, dir=args.data_dir))
     if args.action == "train":
-        ev = train_evaluator(data, epochs=args.epochs, seed=args.seed, force=args.force)
+        ev = train_evaluator(data, epochs=args.epochs, seed=args.seed or 0, force=args.force)
         print(describe(ev.card))
         note = compare_with_pinned(ev.card)
         if note:
             print(f"pinned check   {note}")
         return 0
-    ev = load_evaluator(data, source=args.evaluator, train_if_missing=False)  # refuses a mismatching file
+    ev = load_evaluator(data, source=args.evaluator or "auto", train_if_missing=False)  # refuses a mismatching file
     print(json.dumps(ev.card, indent=2) if args.json else f"origin         {ev.origin}\n{describe(ev.card)}")
     return 0

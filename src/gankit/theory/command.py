@@ -37,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small settings: a smoke test that writes every figure")
     p.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (default 1,2,3,4,5)")
     p.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
-    p.add_argument("--pack", type=int, default=2, help="PacGAN packing m of section 5, 2..4 (default 2)")
+    p.add_argument("--pack", type=int, help="PacGAN packing m of section 5, 2..4 (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; the networks are tiny)")
     p.add_argument("--lang", default="en", choices=list_languages(),
                    help="language of the report's headings, captions and explanations (default en)")
@@ -57,6 +57,9 @@ def parse_sections(text: str) -> list[int]:
 
 def _check_args(args: argparse.Namespace) -> tuple[list[int], Path]:
     which = parse_sections(args.sections)
+    if args.pack is not None and 5 not in which:  # it would change nothing: refused, not ignored
+        raise GankitError(f"--pack sets PacGAN's m in section 5, which --sections {args.sections} leaves out")
+    args.pack = 2 if args.pack is None else args.pack
     if not 2 <= args.pack <= 4:
         raise GankitError(f"--pack must be between 2 and 4 (PacGAN's m), got {args.pack}")
     if args.threads < 1:
