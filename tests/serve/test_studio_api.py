@@ -308,3 +308,5 @@ def test_a_generator_of_points_gets_a_scatter_plot(tmp_path, make_server):
     assert (img == 30).sum() <= 4 * 50
     status, _, body = s.get("/api/interp.png")
     assert status == 400 and "generates points, not images" in json.loads(body)["error"]
+    status, _, body = s.get("/api/grid.png?n=50&nrow=5")  # one scatter plot: no grid for nrow to lay out
+    assert status == 400 and json.loads(body)["error"].startswith("nrow lays out an image grid")

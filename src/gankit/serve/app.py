@@ -135,6 +135,8 @@ class Studio:
         if len(gen.img_shape) != 3:  # a generator of points (toy mixtures), not of images
             if endpoint != "grid":
                 raise HttpError(400, "studio.error.points_not_images")
+            if p["nrow"] is not None:
+                raise HttpError(400, "studio.error.points_nrow")
             size = render.POINTS_SIZE * p["zoom"]
             self._check_pixels(size, size)
             z = render.latents(gen.z_dim, p["n"], p["seed"], p["scale"])
