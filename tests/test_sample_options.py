@@ -183,7 +183,6 @@ def test_the_cli_writes_the_walk_as_strip_loop_or_images(ckpts, tmp_path, monkey
                                                   "got 1"),
     (["--interpolate", "1", "2", "--steps", "2000"], "takes 2 to 1024 steps"),
     (["--interpolate", "1", "2", "--mode", "cubic"], "argument --mode: invalid choice: 'cubic'"),
-    (["--interpolate", "1", "2", "--frame-ms", "5"], "the frame time must be 20 to 2000 ms, got 5"),
     (["--interpolate", "1", "2", "--zoom", "0"], "the zoom must be a whole number from 1 to 16, got 0"),
     (["--interpolate", "1", "2", "--n", "8"], "--interpolate draws its own path"),
     (["--interpolate", "1", "2", "--seed", "3"], "drop --seed"),
@@ -200,6 +199,20 @@ def test_bad_interpolation_options_are_one_line_and_write_nothing(ckpts, tmp_pat
     assert cli.main(["sample", str(ckpts / "dcgan.pt"), "--out", out, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gankit: error: ") and "\n" not in err and msg in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("out,args,msg", [
+    ("w.png", ["--frame-ms", "50"], "--frame-ms times the frames of a .gif loop; --out names no .gif"),
+    ("w.npz", ["--frame-ms", "50"], "--frame-ms times the frames of a .gif loop; --out names no .gif"),
+    ("w.npz", ["--zoom", "2"], "--zoom upscales a .png strip or a .gif loop; an .npz keeps the images at their size"),
+    ("w.gif", ["--frame-ms", "5"], "the frame time must be 20 to 2000 ms, got 5"),
+])
+def test_an_option_the_output_format_does_not_read_or_a_bad_frame_time_is_refused(ckpts, tmp_path, monkeypatch,
+                                                                                  capsys, out, args, msg):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sample", str(ckpts / "dcgan.pt"), "--interpolate", "1", "2", "--out", out, *args]) == 2
+    assert capsys.readouterr().err.strip() == f"gankit: error: {msg}"
     assert list(tmp_path.iterdir()) == []
 
 

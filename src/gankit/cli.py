@@ -371,6 +371,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif args.n is not None or args.seed is not None:
         raise GankitError(f"--interpolate draws its own path (its ends are the seeds it names, its length "
                           f"--steps): drop {'--n' if args.n is not None else '--seed'}")
+    elif args.frame_ms is not None and not args.out.endswith(".gif"):
+        raise GankitError("--frame-ms times the frames of a .gif loop; --out names no .gif")
+    elif args.zoom is not None and args.out.endswith(".npz"):
+        raise GankitError("--zoom upscales a .png strip or a .gif loop; an .npz keeps the images at their size")
     what = "".join([f" of class {args.label}" if args.label is not None else "",
                     f" at latent scale {args.scale:g}" if args.scale != 1.0 else ""])
     g = api.load(args.run, device=args.device)
