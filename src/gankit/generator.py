@@ -107,8 +107,7 @@ class LoadedGenerator:
         if len(self.img_shape) != 3:
             raise GankitError(f"{self.path}: this G draws points of shape {self.img_shape}, not images; use "
                               f"gankit.load(...).sample(n) for the float points")
-        x = to_numpy_uint8(self.sample(n, seed, labels=label, scale=scale))  # (n, C, H, W)
-        return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+        return _hwc(to_numpy_uint8(self.sample(n, seed, labels=label, scale=scale)))
 
     def save(self, n: int, out: str | os.PathLike, seed: int | None = 0, overwrite: bool = False,
              label: int | None = None, scale: float = 1.0) -> list[Path]:
@@ -121,17 +120,15 @@ class LoadedGenerator:
             self._check_label(label)
         out = Path(out).expanduser()
         if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
-            raise GankitError(f"{out} already exists; choose another path or pass "
-                              f"{option('--overwrite', 'overwrite=True')}")
+            raise _exists(out)
         if len(self.img_shape) != 3:
             return self._save_points(n, out, seed, label, scale)
         named = out if out.name not in ("", ".", "..") else out.resolve()
         grid = named.with_name((named.stem if out.suffix == ".npz" else named.name) + "_grid.png")
         if grid.exists() and not overwrite:
-            raise GankitError(f"{grid} already exists; choose another path or pass "
-                              f"{option('--overwrite', 'overwrite=True')}")
+            raise _exists(grid)
         imgs = self.images(n, seed, label, scale)
-        chw = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
+        chw = _chw(imgs)
         grid_n = min(n, 64)
         written = []
         if out.suffix == ".npz":
@@ -165,8 +162,7 @@ class LoadedGenerator:
             label = 0 if label is None else label
             self._check_label(label)
         z = interpolation_latents(self.z_dim, seed_a, seed_b, steps, scale, mode)
-        x = to_numpy_uint8(self.sample(steps, None, z=z, labels=label))
-        return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+        return _hwc(to_numpy_uint8(self.sample(steps, None, z=z, labels=label)))
 
     def save_interpolation(self, out: str | os.PathLike, seed_a: int, seed_b: int, steps: int = 10,
                            mode: str = "slerp", scale: float = 1.0, label: int | None = None,
@@ -184,15 +180,14 @@ class LoadedGenerator:
         if isinstance(zoom, bool) or not isinstance(zoom, int) or not 1 <= zoom <= 16:
             raise GankitError(f"the zoom must be a whole number from 1 to 16, got {zoom!r}")
         if out.exists() and not overwrite:
-            raise GankitError(f"{out} already exists; choose another path or pass "
-                              f"{option('--overwrite', 'overwrite=True')}")
+            raise _exists(out)
         imgs = self.interpolate(seed_a, seed_b, steps, mode, scale, label)
         if out.suffix == ".npz":
             return _write_npz(out, images=imgs)
         from .images import gif_bytes, make_grid, png_bytes
         from .io import atomic_write_bytes
 
-        chw = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
+        chw = _chw(imgs)
         if out.suffix == ".gif":
             return atomic_write_bytes(out, gif_bytes(chw, zoom, frame_ms))
         return atomic_write_bytes(out, png_bytes(make_grid(chw, steps), scale=zoom))
@@ -214,6 +209,20 @@ class LoadedGenerator:
         pts = self.sample(n, seed, labels=label, scale=scale)
         return [_write_npz(out, points=pts.reshape(n, -1).numpy().astype(np.float32)),
                 save_points_png(pts, out.with_name(out.stem + "_scatter.png"))]
+
+
+def _exists(path: Path) -> GankitError:
+    return GankitError(f"{path} already exists; choose another path or pass {option('--overwrite', 'overwrite=True')}")
+
+
+def _hwc(x: np.ndarray) -> np.ndarray:
+    """uint8 (n, C, H, W) -> the layout :meth:`LoadedGenerator.images` returns: (n, H, W) or (n, H, W, C)."""
+    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+
+
+def _chw(imgs: np.ndarray) -> np.ndarray:
+    """:func:`_hwc`'s inverse: (n, H, W) or (n, H, W, C) -> (n, C, H, W), as the grid and GIF writers take."""
+    return imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
 
 
 def _write_npz(out: Path, **arrays: np.ndarray) -> Path:

@@ -83,9 +83,9 @@ class Scorer:
 
     ``metrics``: names (``'fd10k,pr10k_k3'``); None: :func:`default_metrics` of the dataset. ``n``: samples of a
     name without a size (``default_n`` when None); an ``n`` no metric would read (every name states its own size,
-    or is a fixed protocol) is refused rather than ignored. ``evaluator``: ``'auto'``, ``'pinned'``, ``'cache'`` or a folder (see
-    :func:`gankit.metrics.load_evaluator`). ``seed``: the latent seed (and the floor subset's). ``floor``: also
-    score the real-vs-real floor. ``data``: the dataset to score against (default: each run's own);
+    or is a fixed protocol) is refused rather than ignored. ``evaluator``: ``'auto'``, ``'pinned'``, ``'cache'`` or
+    a folder (see :func:`gankit.metrics.load_evaluator`). ``seed``: the latent seed (and the floor subset's).
+    ``floor``: also score the real-vs-real floor. ``data``: the dataset to score against (default: each run's own);
     ``data_dir``/``evaluator_dataset``: replace its folder/name. ``log``: progress (default: stderr)."""
 
     def __init__(self, metrics: str | list[str] | None = None, *, n: int | None = None, evaluator: str = "auto",

@@ -38,7 +38,7 @@ from starlette.routing import Route
 from .. import i18n
 from ..errors import GankitError
 from ..generator import interpolation_latents
-from ..images import gif_bytes
+from ..images import gif_bytes, to_numpy_uint8
 from . import render
 from .evals import charts
 from .params import MAX_PIXELS, SPECS, ParamError, parse
@@ -139,9 +139,8 @@ class Studio:
                 raise HttpError(400, "studio.error.points_nrow")
             size = render.POINTS_SIZE * p["zoom"]
             self._check_pixels(size, size)
-            z = render.latents(gen.z_dim, p["n"], p["seed"], p["scale"])
             labels = render.labels_for(p["n"], p["seed"], k, p["label"], gen.label_shares)
-            x = gen.sample(p["n"], None, z=z, labels=labels)
+            x = gen.sample(p["n"], p["seed"], labels=labels, scale=p["scale"])
             body = render.points_png(x.numpy(), p["zoom"])
             self.cache.put(key, body)
             return body, etag, False
@@ -152,8 +151,8 @@ class Studio:
                 raise HttpError(400, "studio.error.nrow", nrow=nrow, n=n)
             width, height = render.grid_shape(n, gen.img_shape, nrow, p["zoom"])
             self._check_pixels(width, height)
-            z = render.latents(gen.z_dim, n, p["seed"], p["scale"])
-            imgs = render.generate(gen, z, render.labels_for(n, p["seed"], k, p["label"], gen.label_shares))
+            labels = render.labels_for(n, p["seed"], k, p["label"], gen.label_shares)
+            imgs = to_numpy_uint8(gen.sample(n, p["seed"], labels=labels, scale=p["scale"]))
             body = render.grid_png(imgs, nrow, p["zoom"])
         else:
             steps = p["steps"]

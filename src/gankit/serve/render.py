@@ -2,8 +2,8 @@
 path is :func:`gankit.generator.interpolation_latents`, shared with ``gankit sample --interpolate``, and its loop
 :func:`gankit.images.gif_bytes`).
 
-Latents are ``scale * z`` with ``z ~ N(0, I)`` drawn by :func:`gankit.generator.latents`, the same draw as
-:meth:`gankit.LoadedGenerator.sample`, so ``scale=1`` reproduces ``gankit sample --seed``. Scaling the
+Grids are :meth:`gankit.LoadedGenerator.sample`'s draw with its ``scale`` (latents ``scale * z``, ``z ~ N(0, I)``
+drawn by :func:`gankit.generator.latents`), so they reproduce ``gankit sample --seed --scale``. Scaling the
 latent towards its mean 0 is the truncation trick in z space (Brock et al. 2019, BigGAN Sec. 3.1; Karras et al.
 2019 apply it in w): smaller scale, more typical but less varied samples.
 """
@@ -16,13 +16,6 @@ from ..data.clusters import draw_labels
 from ..images import make_grid, png_bytes, to_numpy_uint8
 
 PAD = 2  # pixels between grid cells (gankit.images.make_grid's default)
-
-
-def latents(z_dim: int, n: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    """float32 (n, z_dim): ``scale`` times the seed's standard normal draw (:func:`gankit.generator.latents`)."""
-    from ..generator import latents as draw
-
-    return draw(n, z_dim, seed) * scale
 
 
 def labels_for(n: int, seed: int, num_classes: int, label: int | None,
